@@ -1,0 +1,72 @@
+"""Shared fixtures: where the real models and test images live.
+
+Tests find models through ``SEGKIT_MODEL_DIR`` (``.ci/run`` sets it to ``../shared/models``). A test that needs
+a model it cannot find fails with a message that says where it looked; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+TESTDATA = SHARED / "testdata"
+
+# The shared models with TFLite metadata: every differential test runs on each of them.
+MODELS_WITH_METADATA = (
+    "selfie_segmenter.tflite",
+    "selfie_segmenter_landscape.tflite",
+    "hair_segmenter.tflite",
+    "deeplabv3.tflite",
+    "deeplabv3_softmax_locales.tflite",
+)
+
+
+def model_dir() -> Path:
+    """The directory holding the shared models, from ``SEGKIT_MODEL_DIR`` (default ``../shared/models``)."""
+    return Path(os.environ.get("SEGKIT_MODEL_DIR", SHARED / "models")).resolve()
+
+
+def model_path(name: str) -> Path:
+    """Path of a shared model file; fails the test loudly when it is missing."""
+    path = model_dir() / name
+    if not path.is_file():
+        pytest.fail(
+            f"model {name!r} not found at {path}; set SEGKIT_MODEL_DIR to the folder holding the shared models",
+            pytrace=False,
+        )
+    return path
+
+
+def testdata_path(name: str) -> Path:
+    """Path of a shared test image; fails the test loudly when it is missing."""
+    path = TESTDATA / name
+    if not path.is_file():
+        pytest.fail(f"test image {name!r} not found at {path}", pytrace=False)
+    return path
+
+
+def load_rgb(name: str) -> np.ndarray:
+    """A shared test image as a C-contiguous uint8 (H, W, 3) array."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(testdata_path(name)) as im:
+        return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+
+
+@pytest.fixture(scope="session")
+def models() -> Path:
+    """The shared model directory."""
+    d = model_dir()
+    if not d.is_dir():
+        pytest.fail(f"model directory {d} does not exist; set SEGKIT_MODEL_DIR", pytrace=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    return load_rgb("astronaut.png")
