@@ -1,0 +1,287 @@
+"""`read_model_info`: the TFLite structure plus MediaPipe's TFLITE_METADATA, SEGMENTER_METADATA and label files.
+
+Field ids follow MediaPipe's `metadata_schema.fbs` and `image_segmenter_metadata_schema.fbs`; the rules for
+picking metadata entries, label files and locales follow `metadata_extractor.cc`, `image_segmenter_graph.cc`
+and `label_map_util.cc`.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import re
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass, replace
+
+from segkit.metadata.flatbuf import F32, I8, I32, U8, Reader, Table
+from segkit.metadata.tflite import TensorInfo, parse_model
+
+METADATA_NAME = "TFLITE_METADATA"
+SEGMENTER_METADATA_NAME = "SEGMENTER_METADATA"
+TENSOR_AXIS_LABELS = 2  # AssociatedFileType
+IMAGE_PROPERTIES = 2  # ContentProperties union member
+NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union member
+COLOR_SPACES = ("UNKNOWN", "RGB", "GRAYSCALE")
+MAX_ASSOCIATED_FILE = 16 << 20  # bytes; bounds what a lying (or bomb) zip member can make us inflate
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError, RuntimeError,
+              struct.error, ValueError, OverflowError, KeyError, IndexError)  # fmt: skip
+
+
+class Activation(enum.IntEnum):
+    """The activation `SEGMENTER_METADATA` asks for (MediaPipe's `Activation` enum)."""
+
+    NONE = 0
+    SIGMOID = 1
+    SOFTMAX = 2
+
+
+class InvalidActivationError(ValueError, RuntimeError):
+    """SEGMENTER_METADATA holds an unknown activation: a RuntimeError as in MediaPipe, and a ValueError
+    (malformed metadata) as segkit's contract says."""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """NormalizationOptions of the input tensor: x' = (x - mean) / std per channel."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    """One TENSOR_AXIS_LABELS associated file; `text` is None when the appended zip lacks it."""
+
+    name: str
+    locale: str | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class TensorMetadata:
+    """The parts of one TensorMetadata entry worth showing: content, value range and stats."""
+
+    name: str | None
+    description: str | None
+    color_space: str | None
+    value_range: tuple[int, int] | None
+    stats_min: tuple[float, ...]
+    stats_max: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything segkit reads from a model file (see docs/architecture.md)."""
+
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    num_subgraphs: int
+    custom_ops: tuple[str, ...]
+    has_metadata: bool = False
+    name: str | None = None
+    version: str | None = None
+    description: str | None = None
+    author: str | None = None
+    min_parser_version: str | None = None
+    color_space: str | None = None
+    normalization: Normalization | None = None
+    activation: Activation = Activation.NONE
+    labels: tuple[str, ...] = ()
+    label_files: tuple[LabelFile, ...] = ()
+    input_metadata: TensorMetadata | None = None
+    output_metadata: TensorMetadata | None = None
+    tflite_description: str | None = None
+
+    @property
+    def locales(self) -> tuple[str, ...]:
+        """The distinct locales of the label files, in file order."""
+        return tuple(dict.fromkeys(f.locale for f in self.label_files if f.locale))
+
+    def display_names(self, locale: str) -> tuple[str, ...]:
+        """Display names per label, as MediaPipe's GetLabelItemsIfAny + BuildLabelMapFromFiles make them.
+
+        The file is the first TENSOR_AXIS_LABELS file whose locale equals `locale`; `""` matches the first file
+        (so gives `labels`). No such file, or an empty one, leaves every display name empty: `("",) * n`.
+        A named file missing from the zip, or a line count unlike `labels`, raises ValueError.
+        """
+        if not self.labels:
+            return ()
+        chosen = next((f for f in self.label_files if not locale or f.locale == locale), None)
+        if chosen is None:
+            return ("",) * len(self.labels)
+        if chosen.text is None:
+            raise ValueError(f"No associated file with name: {chosen.name}")
+        if not chosen.text:
+            return ("",) * len(self.labels)
+        names = split_label_lines(chosen.text)
+        if len(names) != len(self.labels):
+            raise ValueError(
+                f"Mismatch between number of labels ({len(self.labels)}) and display names ({len(names)})."
+            )
+        return names
+
+
+def split_label_lines(text: str) -> tuple[str, ...]:
+    """Lines as MediaPipe's ForEachLine + BuildLabelMapFromFiles give them: split on \\n, \\r\\n or \\r, no
+    trimming, the piece after a final newline dropped, then one trailing empty line dropped."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines[-1] == "":
+        lines.pop()
+    if lines and lines[-1] == "":
+        lines.pop()
+    return tuple(lines)
+
+
+def read_model_info(model: bytes) -> ModelInfo:
+    """Read tensors, custom ops, metadata, activation and labels; ValueError on anything malformed.
+
+    A model without a `TFLITE_METADATA` entry gives `has_metadata=False` and no labels, without error.
+    """
+    tfl = parse_model(model)
+    sg = tfl.subgraphs[0]
+    base = ModelInfo(
+        inputs=tuple(sg.tensors[i] for i in sg.inputs),
+        outputs=tuple(sg.tensors[i] for i in sg.outputs),
+        num_subgraphs=len(tfl.subgraphs),
+        custom_ops=tfl.custom_ops,
+        tflite_description=tfl.description,
+    )
+    entries = [data for name, data in tfl.metadata if name == METADATA_NAME]
+    if not entries:
+        return base
+    if entries[0] is None:
+        raise ValueError("Metadata buffer has no data.")
+    return _with_metadata(base, entries[0], bytes(model))
+
+
+def _with_metadata(base: ModelInfo, buf: bytes, model: bytes) -> ModelInfo:
+    """`base` completed from the ModelMetadata flatbuffer `buf` and the zip appended to `model`."""
+    r = Reader(buf, "malformed TFLITE_METADATA")
+    if r.identifier() != b"M001":
+        got = r.identifier().decode("ascii", "backslashreplace")
+        raise ValueError(f"Invalid metadata schema version: expected M001, got {got}")
+    root = r.root("ModelMetadata")
+    info = dict(
+        has_metadata=True, name=root.string(0), description=root.string(1), version=root.string(2),
+        author=root.string(4), min_parser_version=root.string(7),
+    )  # fmt: skip
+    root.string(5)
+    subgraphs = root.tables(3, "subgraph_metadata")
+    if subgraphs:
+        sg = subgraphs[0]
+        inputs = sg.tables(2, "input_tensor_metadata")
+        outputs = sg.tables(3, "output_tensor_metadata")
+        if inputs:
+            info["input_metadata"] = _tensor_metadata(inputs[0])
+            info["color_space"] = info["input_metadata"].color_space
+            info["normalization"] = _normalization(inputs[0])
+        if outputs:
+            info["output_metadata"] = _tensor_metadata(outputs[-1])
+            files = _label_files(outputs[-1], model)
+            info["label_files"] = files
+            if files:
+                if files[0].text is None:
+                    raise ValueError(f"No associated file with name: {files[0].name}")
+                if not files[0].text:
+                    raise ValueError("Expected non-empty labels file.")
+                info["labels"] = split_label_lines(files[0].text)
+        info["activation"] = _activation(sg)
+    return replace(base, **info)
+
+
+def _tensor_metadata(t: Table) -> TensorMetadata:
+    """Name, description, color space, value range and stats of one TensorMetadata table."""
+    color_space = value_range = None
+    content = t.table(3, "content")
+    if content is not None:
+        props = content.table(1, "content_properties")
+        if props is not None and int(content.scalar(0, U8)) == IMAGE_PROPERTIES:
+            cs = int(props.scalar(0, I8))
+            color_space = COLOR_SPACES[cs] if 0 <= cs < len(COLOR_SPACES) else f"UNKNOWN({cs})"
+        rng = content.table(2, "range")
+        if rng is not None:
+            value_range = (int(rng.scalar(0, I32)), int(rng.scalar(1, I32)))
+    stats = t.table(5, "stats")
+    stats_max = tuple(float(v) for v in stats.scalars(0, F32) or ()) if stats else ()
+    stats_min = tuple(float(v) for v in stats.scalars(1, F32) or ()) if stats else ()
+    t.strings(2)
+    return TensorMetadata(t.string(0), t.string(1), color_space, value_range, stats_min, stats_max)
+
+
+def _normalization(t: Table) -> Normalization | None:
+    """The tensor's NormalizationOptions; more than one is an error, as in FindFirstProcessUnit."""
+    found = None
+    for unit in t.tables(4, "process_units"):
+        options = unit.table(1, "options")
+        if int(unit.scalar(0, U8)) != NORMALIZATION_OPTIONS or options is None:
+            continue
+        if found is not None:
+            raise ValueError("Found multiple ProcessUnits with type=NormalizationOptions, expected at most one.")
+        found = Normalization(
+            tuple(float(v) for v in options.scalars(0, F32) or ()),
+            tuple(float(v) for v in options.scalars(1, F32) or ()),
+        )
+    return found
+
+
+def _label_files(t: Table, model: bytes) -> tuple[LabelFile, ...]:
+    """The tensor's TENSOR_AXIS_LABELS files (those with a name), each read from the appended zip."""
+    entries = []
+    for f in t.tables(6, "associated_files"):
+        name, locale = f.string(0), f.string(3)
+        f.string(1)
+        f.string(4)
+        if int(f.scalar(2, I8)) == TENSOR_AXIS_LABELS and name is not None:
+            entries.append((name, locale))
+    if not entries:
+        return ()
+    archive = _open_zip(model)
+    return tuple(LabelFile(name, locale, _read_member(archive, name)) for name, locale in entries)
+
+
+def _open_zip(model: bytes) -> zipfile.ZipFile | None:
+    """The zip appended to the model, or None when there is none (MediaPipe: no associated files)."""
+    try:
+        return zipfile.ZipFile(io.BytesIO(model))
+    except ZIP_ERRORS:
+        return None
+
+
+def _read_member(archive: zipfile.ZipFile | None, name: str) -> str | None:
+    """A zip member as UTF-8 text, None when absent; ValueError when it is corrupt or too large."""
+    if archive is None or name not in archive.NameToInfo:
+        return None
+    try:
+        with archive.open(name) as fh:
+            data = fh.read(MAX_ASSOCIATED_FILE + 1)
+    except ZIP_ERRORS as e:
+        raise ValueError(f"malformed metadata: cannot read {name!r} from the zip appended to the model: {e}") from e
+    if len(data) > MAX_ASSOCIATED_FILE:
+        raise ValueError(f"malformed metadata: associated file {name!r} is larger than {MAX_ASSOCIATED_FILE} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"malformed metadata: associated file {name!r} is not valid UTF-8 ({e.reason})") from e
+
+
+def _activation(sg: Table) -> Activation:
+    """Activation from the subgraph's SEGMENTER_METADATA entries (the last one wins); NONE when absent.
+
+    Like MediaPipe, the ImageSegmenterOptions flatbuffer's "V001" identifier is not required.
+    """
+    activation = Activation.NONE
+    for custom in sg.tables(9, "custom_metadata"):
+        if custom.string(0) != SEGMENTER_METADATA_NAME:
+            continue
+        data = custom.blob(1)
+        if data is None:
+            raise ValueError("malformed SEGMENTER_METADATA: the entry has no data")
+        value = int(Reader(data, "malformed SEGMENTER_METADATA").root("ImageSegmenterOptions").scalar(0, I8))
+        if value not in Activation._value2member_map_:
+            raise InvalidActivationError(
+                "Invalid activation type found in CustomMetadata of ImageSegmenterOptions type."
+            )
+        activation = Activation(value)
+    return activation

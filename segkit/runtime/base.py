@@ -1,0 +1,52 @@
+"""The runtime contract: tensor specs and the protocol every backend implements."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape, dtype and (scale, zero_point) quantization of one model tensor (None when not quantized)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    quantization: tuple[float, int] | None
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A loaded model ready to run: one input tensor in, the output tensors out."""
+
+    input_spec: TensorSpec
+    output_specs: tuple[TensorSpec, ...]
+    accelerator: str
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Runs the model; the returned arrays are owned by the runtime and valid until the next run()."""
+        ...
+
+    def close(self) -> None:
+        """Releases the interpreter; run() afterwards raises."""
+        ...
+
+
+def default_num_threads() -> int:
+    """All cores this process may use (affinity-aware, so `taskset` is honoured), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def check_num_threads(num_threads: int | None) -> int:
+    """Validates a thread count; None means all cores."""
+    if num_threads is None:
+        return default_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    return num_threads

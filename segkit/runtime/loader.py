@@ -1,0 +1,96 @@
+"""Opening a model: read the file, verify the bytes, pick a backend."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+from typing import Any, Callable
+
+from segkit.runtime.base import Runtime, check_num_threads
+from segkit.runtime.gpu import open_gpu_runtime
+from segkit.runtime.interpreter import InterpreterRuntime
+
+BACKENDS = ("auto", "litert", "tflite")
+DELEGATES = ("cpu", "gpu")
+PRECISIONS = ("fp16", "fp32")
+_MODULES = {"litert": "ai_edge_litert", "tflite": "tflite_runtime"}
+_PACKAGES = {"litert": "ai-edge-litert", "tflite": "tflite-runtime (pip install 'segkit[tflite]')"}
+
+
+def read_model_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a model file; a missing file raises MediaPipe's FileNotFoundError text."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Unable to open file at {os.fspath(path)}") from None
+
+
+def _litert_interpreter() -> Callable[..., Any]:
+    """ai-edge-litert's Interpreter (default resolver: XNNPACK on, which runs MediaPipe's custom ops)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter
+
+
+def _tflite_interpreter(model: bytes) -> Callable[..., Any]:
+    """tflite-runtime's Interpreter, after refusing models with custom ops it cannot run."""
+    from segkit.metadata import read_model_info
+
+    custom_ops = read_model_info(model).custom_ops
+    if custom_ops:
+        raise RuntimeError(
+            f"tflite-runtime cannot run this model: it uses the custom op(s) {', '.join(custom_ops)}, "
+            "which only ai-edge-litert's XNNPACK resolver provides; install it with `pip install ai-edge-litert`"
+        )
+    from tflite_runtime.interpreter import Interpreter
+
+    return Interpreter
+
+
+def _pick_backend(backend: str) -> str:
+    """Resolves "auto" to the installed backend, ai-edge-litert first."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        for name in ("litert", "tflite"):
+            if importlib.util.find_spec(_MODULES[name]) is not None:
+                return name
+        raise ImportError("no TFLite runtime is installed; install one with `pip install ai-edge-litert`")
+    if importlib.util.find_spec(_MODULES[backend]) is None:
+        raise ImportError(f"backend={backend!r} needs the {_PACKAGES[backend]} package, which is not installed")
+    return backend
+
+
+def open_runtime(
+    model: bytes,
+    *,
+    num_threads: int | None = None,
+    delegate: str = "cpu",
+    backend: str = "auto",
+    gpu_precision: str = "fp16",
+    gpu_fallback: bool = False,
+) -> Runtime:
+    """Verifies `model` and loads it: on the CPU via `backend` ("auto", "litert", "tflite") with `num_threads`
+    (None: all cores), or on the GPU with `gpu_precision`; `gpu_fallback` turns a GPU failure into a CPU warning."""
+    from segkit.metadata import verify_model
+
+    if delegate not in DELEGATES:
+        raise ValueError(f"delegate must be one of {DELEGATES}, got {delegate!r}")
+    if gpu_precision not in PRECISIONS:
+        raise ValueError(f"gpu_precision must be one of {PRECISIONS}, got {gpu_precision!r}")
+    threads = check_num_threads(num_threads)
+    model = bytes(model)
+    verify_model(model)
+    if delegate == "gpu":
+        try:
+            return open_gpu_runtime(model, precision=gpu_precision)
+        except (NotImplementedError, RuntimeError) as e:
+            if not gpu_fallback:
+                raise
+            warnings.warn(f"GPU unavailable, running on the CPU instead: {e}", RuntimeWarning, stacklevel=2)
+    name = _pick_backend(backend)
+    if name == "litert":
+        return InterpreterRuntime(_litert_interpreter(), model, threads, "ai-edge-litert")
+    return InterpreterRuntime(_tflite_interpreter(model), model, threads, "tflite-runtime")

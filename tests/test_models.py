@@ -1,0 +1,237 @@
+"""The model registry: content vs the shared files, local resolution, and downloads from a local HTTP server only."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import segkit.models as models
+from tests.conftest import model_dir, model_path
+
+EXPECTED = {
+    "selfie_segmenter": ((1, 256, 256, 3), 1),
+    "selfie_segmenter_landscape": ((1, 144, 256, 3), 1),
+    "hair_segmenter": ((1, 512, 512, 4), 2),
+    "selfie_multiclass_256x256": ((1, 256, 256, 3), 6),
+    "deeplab_v3": ((1, 257, 257, 3), 21),
+    "deeplabv3": ((1, 257, 257, 3), 21),
+}
+SHARED = ["selfie_segmenter", "selfie_segmenter_landscape", "hair_segmenter", "deeplabv3"]
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuses every connection that is not to 127.0.0.1, so no test can reach the real model hosts."""
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError(f"network access blocked in tests: {address}")
+        real_connect(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise socket.gaierror(f"network access blocked in tests: {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty per-test cache directory, and no SEGKIT_MODEL_DIR."""
+    directory = tmp_path / "cache"
+    monkeypatch.setattr(models, "cache_dir", lambda: directory)
+    monkeypatch.delenv(models.ENV_VAR, raising=False)
+    return directory
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A quiet HTTP server on 127.0.0.1 serving `tmp_path / "served"`; yields (base URL, folder)."""
+    root = tmp_path / "served"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _fake_entry(monkeypatch: pytest.MonkeyPatch, url: str, data: bytes, **overrides: Any) -> models.RegistryEntry:
+    """Registers a model "fake" whose official URL is `url` and whose checksum is that of `data`."""
+    fields = dict(
+        name="fake",
+        file="fake.tflite",
+        url=url,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        input_shape=(1, 2, 2, 3),
+        output_shape=(1, 2, 2, 1),
+        labels=("x",),
+        description="test",
+    )
+    fields.update(overrides)
+    entry = models.RegistryEntry(**fields)
+    monkeypatch.setattr(models, "_registry", lambda: {"fake": entry, **_real_registry()})
+    return entry
+
+
+_real_registry = models._registry
+
+
+def test_registry_names_shapes_and_labels() -> None:
+    assert set(models.names()) == set(EXPECTED)
+    for name, (shape, classes) in EXPECTED.items():
+        entry = models.info(name)
+        assert entry.name == name and entry.input_shape == shape and entry.num_classes == classes
+        assert entry.output_shape == shape[:3] + (classes,)
+        assert entry.url.startswith("https://storage.googleapis.com/") and entry.file.endswith(".tflite")
+        assert len(entry.sha256) == 64 and entry.size > 0 and entry.description
+
+
+def test_registry_info_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        models.info("selfie_segmenter").size = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_registry_matches_the_shared_files(name: str) -> None:
+    entry = models.info(name)
+    data = model_path(entry.file).read_bytes()
+    assert len(data) == entry.size
+    assert hashlib.sha256(data).hexdigest() == entry.sha256
+
+
+@pytest.mark.parametrize("bad", ["nope", "", "selfie_segmenter.tflite"])
+def test_unknown_name_lists_known_names(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"known models: .*selfie_segmenter.*deeplab_v3"):
+        models.info(bad)
+    with pytest.raises(ValueError, match="known models"):
+        models.path(bad)
+
+
+def test_env_var_wins(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(models.ENV_VAR, str(model_dir()))
+    for name in SHARED:
+        assert models.path(name) == model_dir() / models.info(name).file
+        assert models.cached(name) == model_dir() / models.info(name).file
+    assert not cache.exists(), "nothing is downloaded or created when the env var folder has the file"
+
+
+def test_cache_is_used_when_sizes_match(cache: Path) -> None:
+    cache.mkdir()
+    entry = models.info("selfie_segmenter")
+    (cache / entry.file).write_bytes(model_path(entry.file).read_bytes())
+    assert models.path("selfie_segmenter", download=False) == cache / entry.file
+    (cache / entry.file).write_bytes(b"truncated")
+    assert models.cached("selfie_segmenter") is None
+
+
+def test_no_file_and_no_download_says_where_it_looked(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(models.ENV_VAR, str(tmp_path / "empty"))
+    assert models.cached("hair_segmenter") is None
+    with pytest.raises(FileNotFoundError) as e:
+        models.path("hair_segmenter", download=False)
+    message = str(e.value)
+    assert str(tmp_path / "empty" / "hair_segmenter.tflite") in message
+    assert str(cache / "hair_segmenter.tflite") in message
+    assert models.ENV_VAR in message and models.info("hair_segmenter").url in message
+
+
+def test_download_verifies_and_writes_atomically(
+    cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, root = server
+    data = model_path("legacy/1x256x256x3_softmax.tflite").read_bytes()
+    (root / "fake.tflite").write_bytes(data)
+    _fake_entry(monkeypatch, f"{base}/fake.tflite", data)
+    assert models.cached("fake") is None
+    got = models.path("fake")
+    assert got == cache / "fake.tflite" and got.read_bytes() == data
+    assert sorted(p.name for p in cache.iterdir()) == ["fake.tflite"], "no temp file left behind"
+    (root / "fake.tflite").unlink()
+    assert models.path("fake") == got, "the second call is served from the cache"
+
+
+@pytest.mark.parametrize("corruption", ["sha256", "size"])
+def test_bad_download_is_deleted(
+    corruption: str, cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, root = server
+    data = b"pretend model bytes" * 100
+    served = data[:-1] + b"!" if corruption == "sha256" else data + b"extra"
+    (root / "fake.tflite").write_bytes(served)
+    _fake_entry(monkeypatch, f"{base}/fake.tflite", data)
+    with pytest.raises(ValueError, match=r"corrupt.*expected 1900 bytes"):
+        models.path("fake")
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_unreachable_server_is_a_clear_error(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _fake_entry(monkeypatch, f"http://127.0.0.1:{port}/fake.tflite", b"x")
+    with pytest.raises(ConnectionError) as e:
+        models.path("fake")
+    message = str(e.value)
+    assert str(cache / "fake.tflite") in message and models.ENV_VAR in message and "refused" in message.lower()
+    assert list(cache.iterdir()) == []
+
+
+def test_http_error_is_a_clear_error(cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    base, _ = server
+    _fake_entry(monkeypatch, f"{base}/missing.tflite", b"x")
+    with pytest.raises(ConnectionError, match=r"404.*SEGKIT_MODEL_DIR"):
+        models.path("fake")
+
+
+def test_real_urls_are_never_fetched_in_tests(cache: Path) -> None:
+    with pytest.raises(ConnectionError, match="network access blocked"):
+        models.path("selfie_multiclass_256x256")
+
+
+def test_resolve(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = model_path("selfie_segmenter.tflite")
+    assert models.resolve(file) == file
+    assert models.resolve(str(file)) == file
+    monkeypatch.setenv(models.ENV_VAR, str(model_dir()))
+    assert models.resolve("deeplabv3") == model_dir() / "deeplabv3.tflite"
+    with pytest.raises(ValueError, match=r"neither an existing file nor a known model; known models: "):
+        models.resolve("/no/such/model.tflite")
+    with pytest.raises(FileNotFoundError):
+        models.resolve("deeplab_v3", download=False)
+
+
+def test_registry_file_is_found_from_a_source_checkout() -> None:
+    assert any(p.is_file() for p in models._REGISTRY_FILES)
+    assert models._REGISTRY_FILES[0].parts[-2:] == ("_registry", "registry.json")
+
+
+def test_download_without_tqdm_prints_one_line(
+    cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, root = server
+    (root / "fake.tflite").write_bytes(b"abc")
+    _fake_entry(monkeypatch, f"{base}/fake.tflite", b"abc")
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    assert models.path("fake").read_bytes() == b"abc"
+    assert "downloading fake.tflite (3 bytes)" in capsys.readouterr().err
