@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# README's test command. Installs segkit[test] into .venv, sets up a software Vulkan GPU (Mesa lavapipe) where
+# it can (root and apt), tests the optional tflite-runtime backend in its own venv, then runs the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+export SEGKIT_MODEL_DIR="${SEGKIT_MODEL_DIR:-$(cd .. && pwd)/shared/models}"
+lavapipe=../shared/gpu/lavapipe.sh
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$lavapipe" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    eval "$(bash "$lavapipe")"
+fi
+bash tests/runtime/run_tflite_extra.sh
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

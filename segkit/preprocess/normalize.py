@@ -1,0 +1,24 @@
+"""Value normalization: uint8 pixel to float32 tensor value, exactly as MediaPipe computes it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_F32 = np.float32
+
+
+def value_range(mean: float, std: float) -> tuple[np.float32, np.float32]:
+    """MediaPipe's float32 output range ``((0 - mean) / std, (255 - mean) / std)`` for one mean/std pair."""
+    m, s = _F32(mean), _F32(std)
+    return (_F32(0.0) - m) / s, (_F32(255.0) - m) / s
+
+
+def normalization_lut(mean: float, std: float) -> np.ndarray:
+    """256-entry float32 table ``LUT[p] = float32(p * scale) + offset`` (two roundings, no FMA) as MediaPipe does.
+
+    ``scale = (hi - lo) / 255`` and ``offset = lo`` in float32; the value depends only on the uint8 ``p``, so a
+    table lookup is bit-exact."""
+    lo, hi = value_range(mean, std)
+    scale = (hi - lo) / _F32(255.0)
+    products = np.arange(256, dtype=_F32) * scale
+    return (products + lo).astype(_F32)
