@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
-import warnings
 from typing import Any, Callable
 
 from segkit.runtime.base import Runtime, check_num_threads
-from segkit.runtime.gpu import open_gpu_runtime
+from segkit.runtime.gpu import PRECISIONS, GpuUnavailableError, open_gpu_runtime
 from segkit.runtime.interpreter import InterpreterRuntime
 
 BACKENDS = ("auto", "litert", "tflite")
 DELEGATES = ("cpu", "gpu")
-PRECISIONS = ("fp16", "fp32")
 _MODULES = {"litert": "ai_edge_litert", "tflite": "tflite_runtime"}
 _PACKAGES = {"litert": "ai-edge-litert", "tflite": "tflite-runtime (pip install 'segkit[tflite]')"}
 
@@ -73,7 +72,8 @@ def open_runtime(
     gpu_fallback: bool = False,
 ) -> Runtime:
     """Verifies `model` and loads it: on the CPU via `backend` ("auto", "litert", "tflite") with `num_threads`
-    (None: all cores), or on the GPU with `gpu_precision`; `gpu_fallback` turns a GPU failure into a CPU warning."""
+    (None: all cores), or on the GPU with `gpu_precision`. A GPU that cannot start raises `GpuUnavailableError` (a
+    RuntimeError saying why and how to fix it); with `gpu_fallback` it logs one warning and runs on the CPU instead."""
     from segkit.metadata import verify_model
 
     if delegate not in DELEGATES:
@@ -86,10 +86,12 @@ def open_runtime(
     if delegate == "gpu":
         try:
             return open_gpu_runtime(model, precision=gpu_precision)
-        except (NotImplementedError, RuntimeError) as e:
+        except GpuUnavailableError as e:
             if not gpu_fallback:
                 raise
-            warnings.warn(f"GPU unavailable, running on the CPU instead: {e}", RuntimeWarning, stacklevel=2)
+            log = logging.getLogger("segkit")
+            log.warning("segkit could not start the GPU (%s); running on the CPU instead (gpu_fallback=True)", e.reason)
+            log.debug("%s", e)
     name = _pick_backend(backend)
     if name == "litert":
         return InterpreterRuntime(_litert_interpreter(), model, threads, "ai-edge-litert")

@@ -201,17 +201,6 @@ def test_read_model_file_returns_the_bytes() -> None:
     assert read_model_file(str(path)) == path.read_bytes()
 
 
-def test_gpu_delegate_is_a_clear_not_implemented() -> None:
-    with pytest.raises(NotImplementedError, match="GPU"):
-        _open("legacy/1x256x256x3_softmax.tflite", delegate="gpu")
-
-
-def test_gpu_fallback_runs_on_cpu_with_one_warning() -> None:
-    with pytest.warns(RuntimeWarning, match="running on the CPU"):
-        rt = _open("legacy/1x256x256x3_softmax.tflite", delegate="gpu", gpu_fallback=True, gpu_precision="fp32")
-    assert rt.accelerator == "cpu"
-
-
 @pytest.mark.parametrize("kwargs", [{"delegate": "tpu"}, {"backend": "onnx"}, {"gpu_precision": "int8"}])
 def test_unknown_delegate_or_backend(kwargs: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="must be one of"):
