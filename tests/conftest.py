@@ -42,7 +42,7 @@ def model_path(name: str) -> Path:
     return path
 
 
-def testdata_path(name: str) -> Path:
+def data_file(name: str) -> Path:
     """Path of a shared test image; fails the test loudly when it is missing."""
     path = TESTDATA / name
     if not path.is_file():
@@ -54,7 +54,7 @@ def load_rgb(name: str) -> np.ndarray:
     """A shared test image as a C-contiguous uint8 (H, W, 3) array."""
     from PIL import Image as PILImage
 
-    with PILImage.open(testdata_path(name)) as im:
+    with PILImage.open(data_file(name)) as im:
         return np.ascontiguousarray(np.asarray(im.convert("RGB")))
 
 

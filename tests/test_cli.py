@@ -14,7 +14,7 @@ import pytest
 from PIL import Image as PILImage
 
 from tests.conftest import REPO, model_dir, model_path
-from tests.conftest import testdata_path as shared_file
+from tests.conftest import data_file as shared_file
 
 
 def run(*args: str | Path, script: list[str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,34 @@
+"""segkit: MediaPipe's Image Segmenter in pure Python on LiteRT, with the same API and the same masks.
+
+Switch from MediaPipe by changing one import::
+
+    from segkit import ImageSegmenter, ImageSegmenterOptions, BaseOptions, Image
+"""
+
+from segkit.image import Image, ImageFormat
+from segkit.options import (
+    BaseOptions,
+    ImageProcessingOptions,
+    ImageSegmenterOptions,
+    RectF,
+    RunningMode,
+    VisionTaskRunningMode,
+)
+from segkit.result import ImageSegmenterResult
+from segkit.segmenter import ImageSegmenter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseOptions",
+    "Image",
+    "ImageFormat",
+    "ImageProcessingOptions",
+    "ImageSegmenter",
+    "ImageSegmenterOptions",
+    "ImageSegmenterResult",
+    "RectF",
+    "RunningMode",
+    "VisionTaskRunningMode",
+    "__version__",
+]

@@ -1,0 +1,302 @@
+"""``ImageSegmenter``: MediaPipe's Image Segmenter task, wired from segkit's stages.
+
+image -> ``preprocess`` -> ``runtime`` -> ``postprocess`` -> :class:`ImageSegmenterResult`. This module checks
+options and inputs (with MediaPipe's messages), reads the model once, and keeps the running-mode machinery; the
+math lives in the stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Optional
+
+import numpy as np
+
+from segkit import metadata, modes, postprocess, preprocess, runtime
+from segkit.image import Image, ImageFormat, ImageLike, as_image
+from segkit.options import (
+    BaseOptions,
+    ImageProcessingOptions,
+    ImageSegmenterOptions,
+    RunningMode,
+)
+from segkit.result import ImageSegmenterResult
+
+_log = logging.getLogger("segkit")
+
+_NO_MODEL = (
+    "ExternalFile must specify at least one of 'file_content', 'file_name', 'file_pointer_meta' or "
+    "'file_descriptor_meta'."
+)
+_NEED_NORMALIZATION = (
+    "Input tensor has type float32: it requires specifying NormalizationOptions metadata to preprocess input "
+    "images."
+)
+
+
+def _load_model(base: BaseOptions) -> bytes:
+    """The model bytes from ``BaseOptions``; the buffer wins over the path, as in MediaPipe."""
+    buffer = base.model_asset_buffer
+    if buffer is not None and not isinstance(buffer, (bytes, bytearray, memoryview)):
+        raise TypeError(f"model_asset_buffer must be bytes, got {type(buffer).__name__}")
+    if buffer:
+        return bytes(buffer)
+    if base.model_asset_path:
+        return runtime.read_model_file(base.model_asset_path)
+    raise ValueError(_NO_MODEL)
+
+
+def _input_spec(info: metadata.ModelInfo, options: ImageSegmenterOptions) -> preprocess.InputSpec:
+    """The input tensor's geometry and normalization, checked as MediaPipe checks them at creation."""
+    if info.num_subgraphs != 1:
+        raise RuntimeError("Segmentation tflite models are assumed to have a single subgraph.")
+    if len(info.inputs) != 1:
+        raise ValueError("Image tflite models are assumed to have a single input.")
+    tensor = info.inputs[0]
+    if len(tensor.shape) != 4:
+        raise ValueError(
+            "Expect segmentation model has input image tensor to be 4 dims. Got input tensor with dims: "
+            f"{len(tensor.shape)}"
+        )
+    _, height, width, channels = tensor.shape
+    if channels not in (3, 4):
+        raise ValueError(
+            f"Expect segmentation model has input image tensor with channels = 3 or 4. Get channel = {channels}"
+        )
+    if tensor.dtype not in ("uint8", "float32"):
+        raise ValueError(
+            f"Type mismatch for input tensor {tensor.name}. Requested one of these types: uint8/float32, "
+            f"got {tensor.dtype}."
+        )
+    if tensor.shape[0] != 1 or height <= 0 or width <= 0:
+        raise ValueError(f"input tensor {tensor.name} has an unsupported shape {tensor.shape}")
+    if info.color_space not in (None, "RGB"):
+        raise ValueError(f"input tensor {tensor.name} has color space {info.color_space}; only RGB is supported")
+    mean = std = None
+    if tensor.dtype == "float32" or channels == 4:
+        mean, std = _normalization(info, options)
+    hair = len(info.labels) == 2 and info.labels[1] == "hair"
+    return preprocess.InputSpec(
+        height=height, width=width, channels=channels, dtype=tensor.dtype, mean=mean, std=std, zero_alpha=hair
+    )
+
+
+def _normalization(info: metadata.ModelInfo, options: ImageSegmenterOptions) -> tuple[float, float]:
+    """(mean, std) from the metadata's NormalizationOptions, or the explicit override in the options."""
+    if options.normalization is not None:
+        mean, std = (float(v) for v in options.normalization)
+        values_mean, values_std = (mean,), (std,)
+    elif info.normalization is None:
+        raise FileNotFoundError(_NEED_NORMALIZATION)
+    else:
+        values_mean, values_std = info.normalization.mean, info.normalization.std
+    if len(values_mean) not in (1, 3) or len(values_std) != len(values_mean):
+        raise ValueError(
+            f"NormalizationOptions: only 1 or 3 mean and std values are supported, got {len(values_mean)}."
+        )
+    if len(set(values_mean)) > 1 or len(set(values_std)) > 1:
+        raise NotImplementedError("Per-channel image normalization is not available.")
+    if abs(values_std[0]) < np.finfo(np.float32).eps:
+        raise RuntimeError(
+            "NormalizationOptions.std_values can't be 0. Please check if the tensor metadata has been populated "
+            "correctly."
+        )
+    return values_mean[0], values_std[0]
+
+
+def _check_processing_options(options: Optional[ImageProcessingOptions]) -> int:
+    """The rotation in degrees, after MediaPipe's checks (rotation first, then region of interest)."""
+    if options is None:
+        return 0
+    rotation = options.rotation_degrees
+    if isinstance(rotation, bool) or not isinstance(rotation, (int, np.integer)):
+        raise TypeError(f"rotation_degrees must be an int, got {type(rotation).__name__}")
+    if rotation % 90 != 0:
+        raise ValueError("Expected rotation to be a multiple of 90°.")
+    if options.region_of_interest is not None:
+        raise ValueError("This task doesn't support region-of-interest.")
+    return int(rotation)
+
+
+class ImageSegmenter:
+    """Segments images into per-category confidence masks and a category mask, as MediaPipe's task does."""
+
+    def __init__(self, options: ImageSegmenterOptions) -> None:
+        """Use :meth:`create_from_options` or :meth:`create_from_model_path`."""
+        modes.check_callback(options.running_mode, options.result_callback)
+        if not options.output_confidence_masks and not options.output_category_mask:
+            raise ValueError("At least one of `output_confidence_masks` and `output_category_mask` must be set.")
+        self._closed = True
+        self._options = options
+        model = _load_model(options.base_options)
+        try:
+            metadata.verify_model(model)
+        except ValueError as exc:
+            raise ValueError(f"The model is not a valid Flatbuffer buffer: {exc}") from exc
+        info = metadata.read_model_info(model)
+        spec = _input_spec(info, options)
+        if not 1 <= len(info.outputs) <= 2:
+            raise ValueError(f"Expect input tensor vector of size 1 or 2, but size={len(info.outputs)}")
+        self._info = info
+        self._labels = list(info.labels)
+        self._display_names = list(info.display_names(options.display_names_locale))
+        self._runtime = runtime.open_runtime(
+            model,
+            num_threads=options.num_threads,
+            delegate="gpu" if options.base_options.delegate == BaseOptions.Delegate.GPU else "cpu",
+            gpu_precision=options.base_options.gpu_precision,
+            gpu_fallback=options.base_options.gpu_fallback,
+        )
+        mask = self._runtime.output_specs[-1]
+        h, w, c = (tuple(mask.shape) + (1,))[1:4] if len(mask.shape) == 3 else tuple(mask.shape)[-3:]
+        self._quantization = mask.quantization if mask.dtype != np.float32 else None
+        self._pre = preprocess.Preprocessor(spec)
+        self._post = postprocess.Postprocessor(int(info.activation), (h, w, c))
+        self._feedback = options.hair_mask_feedback and spec.zero_alpha and options.running_mode != RunningMode.IMAGE
+        self._previous_mask: Optional[np.ndarray] = None
+        self._lock = threading.Lock()
+        self._timestamps = modes.TimestampGuard()
+        self._worker: Optional[modes.LiveStreamWorker] = None
+        if options.running_mode == RunningMode.LIVE_STREAM:
+            self._worker = modes.LiveStreamWorker(self._process_item, self._deliver)
+        self._closed = False
+
+    @classmethod
+    def create_from_model_path(cls, model_path: str | os.PathLike[str]) -> ImageSegmenter:
+        """An IMAGE-mode segmenter with default options for the model at ``model_path``."""
+        return cls(ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=os.fspath(model_path))))
+
+    @classmethod
+    def create_from_options(cls, options: ImageSegmenterOptions) -> ImageSegmenter:
+        """A segmenter for ``options``."""
+        return cls(options)
+
+    @property
+    def labels(self) -> list[str]:
+        """The category names from the model's label file, in output-channel order (empty without metadata)."""
+        return list(self._labels)
+
+    @property
+    def display_names(self) -> list[str]:
+        """The categories' display names in ``display_names_locale`` (MediaPipe's Python API has none)."""
+        return list(self._display_names)
+
+    @property
+    def accelerator(self) -> str:
+        """Where the model actually runs: ``"cpu"`` or ``"gpu"``."""
+        return self._runtime.accelerator
+
+    @property
+    def model_info(self) -> metadata.ModelInfo:
+        """Everything read from the model file."""
+        return self._info
+
+    def segment(
+        self, image: ImageLike, image_processing_options: Optional[ImageProcessingOptions] = None
+    ) -> ImageSegmenterResult:
+        """Segments one image (IMAGE mode). Accepts an :class:`Image`, a numpy array or a PIL image."""
+        rotation = self._check_call(image_processing_options, RunningMode.IMAGE)
+        return self._process(as_image(image), rotation)
+
+    def segment_for_video(
+        self,
+        image: ImageLike,
+        timestamp_ms: int,
+        image_processing_options: Optional[ImageProcessingOptions] = None,
+    ) -> ImageSegmenterResult:
+        """Segments one video frame (VIDEO mode); timestamps must increase strictly."""
+        rotation = self._check_call(image_processing_options, RunningMode.VIDEO)
+        frame = as_image(image)
+        self._timestamps.accept(timestamp_ms)
+        return self._process(frame, rotation)
+
+    def segment_async(
+        self,
+        image: ImageLike,
+        timestamp_ms: int,
+        image_processing_options: Optional[ImageProcessingOptions] = None,
+    ) -> None:
+        """Queues one live frame (LIVE_STREAM mode); the result reaches ``result_callback`` on a worker thread.
+
+        When the worker is busy the frame waits, replacing an older waiting frame, which is dropped. An exception
+        from a frame or from the callback is re-raised here on the next call (or by :meth:`close`).
+        """
+        rotation = self._check_call(image_processing_options, RunningMode.LIVE_STREAM)
+        frame = as_image(image)
+        self._timestamps.accept(timestamp_ms)
+        assert self._worker is not None
+        self._worker.submit((frame, rotation), int(timestamp_ms))
+
+    def close(self) -> None:
+        """Finishes queued live frames, stops the worker and frees the interpreter. Idempotent."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        try:
+            if self._worker is not None:
+                self._worker.close()
+        finally:
+            with self._lock:
+                self._runtime.close()
+
+    def __enter__(self) -> ImageSegmenter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _check_call(self, options: Optional[ImageProcessingOptions], mode: RunningMode) -> int:
+        """MediaPipe's per-call checks in its order: rotation, region of interest, running mode; then closed."""
+        rotation = _check_processing_options(options)
+        modes.check_mode(mode, self._options.running_mode)
+        if self._closed:
+            raise RuntimeError("ImageSegmenter is closed: create a new one to segment more images")
+        return rotation
+
+    def _process_item(self, item: tuple[Image, int]) -> ImageSegmenterResult:
+        return self._process(*item)
+
+    def _deliver(self, result: ImageSegmenterResult, item: tuple[Image, int], timestamp_ms: int) -> None:
+        assert self._options.result_callback is not None
+        self._options.result_callback(result, item[0], timestamp_ms)
+
+    def _process(self, image: Image, rotation: int) -> ImageSegmenterResult:
+        """One image through the stages, under the lock that guards the shared buffers and interpreter."""
+        opts = self._options
+        width, height = image.width, image.height
+        if opts.output_upright and rotation % 180 != 0 and self._pre.spec.channels == 3:
+            width, height = height, width
+        pixels = preprocess.to_pixels(image.numpy_view(), image.image_format, self._pre.spec.channels)
+        with self._lock:
+            if self._closed and self._worker is None:
+                raise RuntimeError("ImageSegmenter is closed: create a new one to segment more images")
+            if self._feedback and self._previous_mask is not None:
+                pixels = preprocess.with_alpha(pixels, self._previous_mask)
+            tensor = self._pre(pixels, rotation, keep_alpha=self._feedback)
+            logits = self._runtime.run(tensor)[-1]
+            if self._quantization is not None:
+                logits = postprocess.dequantize(logits, *self._quantization)
+            logits = logits.reshape(self._post.tensor_shape)
+            confidence = category = None
+            if opts.output_confidence_masks or self._feedback:
+                confidence = self._post.confidence_masks(logits, width, height)
+            if opts.output_category_mask:
+                category = self._post.category_mask(logits, width, height)
+        if self._feedback and confidence is not None:
+            self._previous_mask = postprocess.to_uint8(confidence[-1])
+        return ImageSegmenterResult(
+            confidence_masks=(
+                [Image._wrap(ImageFormat.VEC32F1, m) for m in confidence]
+                if confidence is not None and opts.output_confidence_masks
+                else None
+            ),
+            category_mask=Image._wrap(ImageFormat.GRAY8, category) if category is not None else None,
+        )
