@@ -120,6 +120,17 @@ def _check_processing_options(options: Optional[ImageProcessingOptions]) -> int:
     return int(rotation)
 
 
+def _mask_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(h, w, C) of the mask output, which MediaPipe accepts as [h, w], [h, w, C] or [1, h, w, C]."""
+    if len(shape) == 4 and shape[0] == 1:
+        return shape[1], shape[2], shape[3]
+    if len(shape) == 3:
+        return shape[0], shape[1], shape[2]
+    if len(shape) == 2:
+        return shape[0], shape[1], 1
+    raise ValueError(f"unsupported segmentation output shape {tuple(shape)}: expected [h, w], [h, w, C] or [1, h, w, C]")
+
+
 class ImageSegmenter:
     """Segments images into per-category confidence masks and a category mask, as MediaPipe's task does."""
 
@@ -150,10 +161,11 @@ class ImageSegmenter:
             gpu_fallback=options.base_options.gpu_fallback,
         )
         mask = self._runtime.output_specs[-1]
-        h, w, c = (tuple(mask.shape) + (1,))[1:4] if len(mask.shape) == 3 else tuple(mask.shape)[-3:]
         self._quantization = mask.quantization if mask.dtype != np.float32 else None
         self._pre = preprocess.Preprocessor(spec)
-        self._post = postprocess.Postprocessor(int(info.activation), (h, w, c))
+        self._post = postprocess.Postprocessor(
+            int(info.activation), _mask_shape(mask.shape), num_threads=options.num_threads
+        )
         self._feedback = options.hair_mask_feedback and spec.zero_alpha and options.running_mode != RunningMode.IMAGE
         self._previous_mask: Optional[np.ndarray] = None
         self._lock = threading.Lock()
@@ -240,6 +252,7 @@ class ImageSegmenter:
         finally:
             with self._lock:
                 self._runtime.close()
+                self._post.close()
 
     def __enter__(self) -> ImageSegmenter:
         return self
@@ -278,20 +291,23 @@ class ImageSegmenter:
         with self._lock:
             if self._closed and self._worker is None:
                 raise RuntimeError("ImageSegmenter is closed: create a new one to segment more images")
-            if self._feedback and self._previous_mask is not None:
-                pixels = preprocess.with_alpha(pixels, self._previous_mask)
-            tensor = self._pre(pixels, rotation, keep_alpha=self._feedback)
+            previous = self._previous_mask if self._feedback else None
+            feed = previous is not None and previous.shape == pixels.shape[:2]
+            if feed:
+                pixels = preprocess.with_alpha(pixels, previous)
+            tensor = self._pre(pixels, rotation, keep_alpha=feed)
             logits = self._runtime.run(tensor)[-1]
             if self._quantization is not None:
                 logits = postprocess.dequantize(logits, *self._quantization)
-            logits = logits.reshape(self._post.tensor_shape)
-            confidence = category = None
-            if opts.output_confidence_masks or self._feedback:
-                confidence = self._post.confidence_masks(logits, width, height)
-            if opts.output_category_mask:
-                category = self._post.category_mask(logits, width, height)
+            confidence, category = self._post.masks(
+                logits,
+                width,
+                height,
+                confidence=opts.output_confidence_masks or self._feedback,
+                category=opts.output_category_mask,
+            )
         if self._feedback and confidence is not None:
-            self._previous_mask = postprocess.to_uint8(confidence[-1])
+            self._previous_mask = postprocess.to_alpha(confidence[-1])
         return ImageSegmenterResult(
             confidence_masks=(
                 [Image._wrap(ImageFormat.VEC32F1, m) for m in confidence]
