@@ -300,7 +300,8 @@ class Processor:
         self.args = args
         self.command: str = args.command
         self.labels = list(labels)
-        self.display_names = list(display_names) or self.labels
+        # A category without a display name in the locale (MediaPipe gives "") is shown by its label.
+        self.display_names = [name or label for name, label in zip(display_names, self.labels)] or self.labels
         self.indices = _pick_indices(getattr(args, "category", None), labels, self.command)
         self.background: Any = _load_background(args.background) if self.command == "replace" else None
 

@@ -223,3 +223,15 @@ def test_cutout_refuses_video(tmp_path: Path) -> None:
     clip.write_bytes(b"")
     done = run("cutout", clip)
     assert done.returncode == 2 and "green screen" in done.stderr
+
+
+def test_overlay_legend_names_categories_without_display_names(tmp_path: Path) -> None:
+    """deeplabv3.tflite has no "en" display names (MediaPipe gives ""), so the legend falls back to the labels."""
+    source = shared_file("segmentation_input_rotation0.jpg")
+    legend_region = (slice(4, 40), slice(26, 70))
+    for flag, name in (([], "with.png"), (["--no-legend"], "without.png")):
+        done = run("overlay", source, "--model", "deeplabv3", "--out", tmp_path / name, "-q", *flag)
+        assert done.returncode == 0, done.stderr
+    text_pixels = lambda img: int(np.sum(np.all(img[legend_region] > 200, axis=2)))  # noqa: E731
+    assert text_pixels(read(tmp_path / "with.png")) > 20
+    assert text_pixels(read(tmp_path / "without.png")) < text_pixels(read(tmp_path / "with.png")) // 4
