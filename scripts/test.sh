@@ -13,4 +13,8 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$lavapipe" ] && [ "$(id -u)" = 0 ] && 
     eval "$(bash "$lavapipe")"
 fi
 bash tests/runtime/run_tflite_extra.sh
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# LiteRT's GPU accelerator logs "DestroyAccelerator" at interpreter exit, after pytest's summary: drop that noise so
+# the summary stays the last line.
+set +o pipefail
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@" 2>&1 | grep --line-buffered -v "DestroyAccelerator"
+exit "${PIPESTATUS[0]}"

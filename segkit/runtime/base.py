@@ -50,3 +50,10 @@ def check_num_threads(num_threads: int | None) -> int:
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
     return num_threads
+
+
+def check_input(spec: TensorSpec, tensor: object) -> None:
+    """Raises ValueError unless ``tensor`` is an array of exactly the input spec's shape and dtype."""
+    if not isinstance(tensor, np.ndarray) or tensor.shape != spec.shape or tensor.dtype != spec.dtype:
+        got = f"{tensor.dtype} {tensor.shape}" if isinstance(tensor, np.ndarray) else type(tensor).__name__
+        raise ValueError(f"input tensor must be {spec.dtype} {spec.shape}, got {got}")

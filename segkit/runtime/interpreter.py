@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from segkit.runtime.base import TensorSpec
+from segkit.runtime.base import TensorSpec, check_input
 
 
 def _spec(detail: dict[str, Any]) -> TensorSpec:
@@ -58,10 +58,7 @@ class InterpreterRuntime:
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Runs the model on `tensor` (exactly input_spec's shape and dtype); outputs valid until the next run()."""
-        spec = self.input_spec
-        if not isinstance(tensor, np.ndarray) or tensor.shape != spec.shape or tensor.dtype != spec.dtype:
-            got = f"{tensor.dtype} {tensor.shape}" if isinstance(tensor, np.ndarray) else type(tensor).__name__
-            raise ValueError(f"input tensor must be {spec.dtype} {spec.shape}, got {got}")
+        check_input(self.input_spec, tensor)
         with self._lock:
             if self._interpreter is None:
                 raise RuntimeError("the runtime is closed")
