@@ -17,6 +17,7 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 __all__ = [
     "LiveStreamWorker",
     "TimestampGuard",
+    "WorkerClosedError",
     "WorkerStats",
     "check_callback",
     "check_mode",
@@ -91,11 +92,17 @@ class TimestampGuard:
         TypeError for a non-integer (bool included); ValueError when not strictly increasing, or outside
         MediaPipe's int64-microsecond stream range.
         """
-        value = _as_timestamp(timestamp_ms)
         with self._lock:
-            if self._last is not None and value <= self._last:
-                raise ValueError("Input timestamp must be monotonically increasing.")
+            value = self.check(timestamp_ms)
             self._last = value
+        return value
+
+    def check(self, timestamp_ms: Any) -> int:
+        """Validate ``timestamp_ms`` as :meth:`accept` does, without accepting it; return it as an int."""
+        value = _as_timestamp(timestamp_ms)
+        last = self._last
+        if last is not None and value <= last:
+            raise ValueError("Input timestamp must be monotonically increasing.")
         return value
 
 
@@ -110,6 +117,10 @@ def _as_timestamp(timestamp_ms: Any) -> int:
     if not _MIN_US <= value * 1000 <= _MAX_US:
         raise ValueError("Calling TaskRunner::Send method with packets having invalid timestamp.")
     return value
+
+
+class WorkerClosedError(ValueError):
+    """``LiveStreamWorker.submit`` after ``close``."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,13 @@ class _State:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
+
+
+def _abandon(state_ref: "weakref.ReferenceType[_State]") -> None:
+    """Finalizer of an unclosed worker; nothing to do when its state is gone (then no thread was running)."""
+    state = state_ref()
+    if state is not None:
+        state.abandon()
 
 
 def _run(state: _State) -> None:
@@ -204,7 +222,9 @@ class LiveStreamWorker(Generic[ItemT, ResultT]):
         self._state = _State(process, deliver, idle_timeout_s)
         self._on_drop = on_drop
         self._guard = TimestampGuard()
-        self._finalizer = weakref.finalize(self, _State.abandon, self._state)
+        # The finalizer holds the state weakly: a strong reference from the finalizer registry (a GC root) would keep
+        # ``process``/``deliver`` and whatever they reference (typically this worker's owner) alive forever.
+        self._finalizer = weakref.finalize(self, _abandon, weakref.ref(self._state))
         self._finalizer.atexit = False
 
     @property
@@ -220,6 +240,16 @@ class LiveStreamWorker(Generic[ItemT, ResultT]):
             outstanding = (s.in_flight is not None) + (s.waiting is not None)
             return WorkerStats(s.submitted, s.processed, s.delivered, s.dropped, s.failed, outstanding)
 
+    @property
+    def running(self) -> bool:
+        """True while the worker thread is alive (it may still call ``process``/``deliver``)."""
+        thread = self._state.thread
+        return thread is not None and thread.is_alive()
+
+    def on_worker_thread(self) -> bool:
+        """True when called from the worker thread, i.e. from inside ``process`` or ``deliver``."""
+        return self._state.thread is threading.current_thread()
+
     def raise_pending_error(self) -> None:
         """Raise (and clear) the first error from ``process`` or ``deliver`` not yet raised; no-op when none."""
         with self._state.cond:
@@ -230,19 +260,21 @@ class LiveStreamWorker(Generic[ItemT, ResultT]):
     def submit(self, item: ItemT, timestamp_ms: int) -> None:
         """Queue ``item`` for processing without waiting for it.
 
-        Checks in order: closed (ValueError), timestamp (TypeError/ValueError, as TimestampGuard), pending error
-        (raised and cleared; the item is then not accepted). Then admits the item, possibly dropping the waiting one.
+        Checks in order: closed (WorkerClosedError, a ValueError), timestamp (TypeError/ValueError, as
+        TimestampGuard), pending error (raised and cleared; the item is then not accepted and its timestamp not
+        used, so the same call can be retried). Then admits the item, possibly dropping the waiting one.
         """
         s = self._state
         dropped: Optional[int] = None
         retired: Optional[threading.Thread] = None
         with s.cond:  # checks and admission under one lock: concurrent submitters cannot reorder timestamps
             if s.closed:
-                raise ValueError("The live stream worker is closed; submit() is not allowed after close().")
-            timestamp_ms = self._guard.accept(timestamp_ms)
+                raise WorkerClosedError("The live stream worker is closed; submit() is not allowed after close().")
+            timestamp_ms = self._guard.check(timestamp_ms)
             error, s.error = s.error, None
             if error is not None:
                 raise error
+            self._guard.accept(timestamp_ms)
             s.submitted += 1
             if s.in_flight is None:
                 s.in_flight = (item, timestamp_ms)

@@ -30,6 +30,7 @@ _NO_MODEL = (
     "ExternalFile must specify at least one of 'file_content', 'file_name', 'file_pointer_meta' or "
     "'file_descriptor_meta'."
 )
+_CLOSED = "ImageSegmenter is closed: create a new one to segment more images"
 _NEED_NORMALIZATION = (
     "Input tensor has type float32: it requires specifying NormalizationOptions metadata to preprocess input "
     "images."
@@ -131,8 +132,46 @@ def _mask_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     raise ValueError(f"unsupported segmentation output shape {tuple(shape)}: expected [h, w], [h, w, C] or [1, h, w, C]")
 
 
+def _log_drop(timestamp_ms: int) -> None:
+    _log.debug("live stream frame at timestamp %d ms dropped: the worker was busy", timestamp_ms)
+
+
 class ImageSegmenter:
-    """Segments images into per-category confidence masks and a category mask, as MediaPipe's task does."""
+    """Segments images into per-category confidence masks and a category mask, as MediaPipe's task does.
+
+    Running modes (``ImageSegmenterOptions.running_mode``), as in MediaPipe:
+
+    * IMAGE: :meth:`segment`. VIDEO: :meth:`segment_for_video`, timestamps strictly increasing.
+      LIVE_STREAM: :meth:`segment_async` returns at once; ``result_callback(result, output_image, timestamp_ms)``
+      runs on a worker thread, in timestamp order. ``output_image`` is the input image (same size and format).
+      While the worker is busy a new frame waits in a single slot, replacing (dropping) the frame waiting there:
+      at most one frame in flight and one waiting, as MediaPipe's flow limiter. Dropped frames get no callback;
+      :attr:`live_stream_stats` counts them.
+    * Calling another mode's method raises MediaPipe's ValueError. Per-call checks run in MediaPipe's order:
+      rotation, region of interest, running mode, then (segkit) closed, then the timestamp.
+
+    Errors in LIVE_STREAM mode (beyond MediaPipe, which only logs them and then refuses every later call): an
+    exception from processing a frame (e.g. an image the pipeline rejects) or raised by ``result_callback`` is
+    logged with its traceback on the ``segkit`` logger and re-raised to the caller by the next
+    :meth:`segment_async` (that frame is then not queued and its timestamp not used, so the call can be
+    retried) or, when no call comes, by :meth:`close`. Only the first error not yet raised is kept; the
+    segmenter stays usable.
+
+    Closing: :meth:`close` (or leaving a ``with`` block) processes and delivers the frames in flight and waiting,
+    joins the worker thread, frees the interpreter, and re-raises a pending error. Called from inside
+    ``result_callback`` it returns at once: the waiting frame, if any, is dropped and no callback runs after the
+    current one. Idempotent; any segment call afterwards raises RuntimeError. An unclosed segmenter is freed by
+    the garbage collector; its worker thread ends by itself after 0.5 s without frames.
+
+    Thread safety: one segmenter may be shared by several threads in any mode. The pipeline (interpreter and
+    the reused pre/postprocessing buffers) runs under one lock, so calls are serialized and results never mixed
+    up. One lock rather than one interpreter per thread: LiteRT's interpreter is not thread-safe, and each
+    invocation already uses every core through XNNPACK's threads, so parallel calls would not be faster, only
+    use more memory. VIDEO calls are also ordered: a frame is processed in the order its timestamp was accepted.
+
+    ``hair_mask_feedback`` (segkit option, hair model, VIDEO/LIVE_STREAM only, default off so outputs match
+    MediaPipe's) feeds the previous frame's hair mask as the 4th input channel, in buffers reused across frames.
+    """
 
     def __init__(self, options: ImageSegmenterOptions) -> None:
         """Use :meth:`create_from_options` or :meth:`create_from_model_path`."""
@@ -140,6 +179,7 @@ class ImageSegmenter:
         if not options.output_confidence_masks and not options.output_category_mask:
             raise ValueError("At least one of `output_confidence_masks` and `output_category_mask` must be set.")
         self._closed = True
+        self._released = True
         self._options = options
         model = _load_model(options.base_options)
         try:
@@ -160,19 +200,29 @@ class ImageSegmenter:
             gpu_precision=options.base_options.gpu_precision,
             gpu_fallback=options.base_options.gpu_fallback,
         )
-        mask = self._runtime.output_specs[-1]
-        self._quantization = mask.quantization if mask.dtype != np.float32 else None
-        self._pre = preprocess.Preprocessor(spec)
-        self._post = postprocess.Postprocessor(
-            int(info.activation), _mask_shape(mask.shape), num_threads=options.num_threads
-        )
-        self._feedback = options.hair_mask_feedback and spec.zero_alpha and options.running_mode != RunningMode.IMAGE
-        self._previous_mask: Optional[np.ndarray] = None
-        self._lock = threading.Lock()
-        self._timestamps = modes.TimestampGuard()
+        try:
+            mask = self._runtime.output_specs[-1]
+            self._quantization = mask.quantization if mask.dtype != np.float32 else None
+            self._pre = preprocess.Preprocessor(spec)
+            self._post = postprocess.Postprocessor(
+                int(info.activation), _mask_shape(mask.shape), num_threads=options.num_threads
+            )
+        except BaseException:
+            self._runtime.close()
+            raise
+        mode = options.running_mode
+        self._feedback = options.hair_mask_feedback and spec.zero_alpha and mode != RunningMode.IMAGE
+        self._has_previous = False  # hair feedback: the previous frame's mask is in _feedback_rgba's alpha
+        self._feedback_rgba: Optional[np.ndarray] = None  # (H, W, 4) uint8, reused while the frame size holds
+        self._feedback_tmp: Optional[np.ndarray] = None  # (H, W) float32 scratch for the alpha
+        self._lock = threading.Lock()  # the pipeline: interpreter and reused buffers
+        self._close_lock = threading.Lock()  # makes exactly one close() the first
+        self._video_lock = threading.Lock()  # VIDEO: accept a timestamp and process its frame as one step
+        self._timestamps = modes.TimestampGuard() if mode == RunningMode.VIDEO else None
         self._worker: Optional[modes.LiveStreamWorker] = None
-        if options.running_mode == RunningMode.LIVE_STREAM:
-            self._worker = modes.LiveStreamWorker(self._process_item, self._deliver)
+        if mode == RunningMode.LIVE_STREAM:
+            self._worker = modes.LiveStreamWorker(self._process_item, self._deliver, on_drop=_log_drop)
+        self._released = False
         self._closed = False
 
     @classmethod
@@ -205,6 +255,11 @@ class ImageSegmenter:
         """Everything read from the model file."""
         return self._info
 
+    @property
+    def live_stream_stats(self) -> Optional[modes.WorkerStats]:
+        """LIVE_STREAM counters (frames submitted, delivered, dropped, failed, outstanding); None in other modes."""
+        return self._worker.stats if self._worker is not None else None
+
     def segment(
         self, image: ImageLike, image_processing_options: Optional[ImageProcessingOptions] = None
     ) -> ImageSegmenterResult:
@@ -218,11 +273,17 @@ class ImageSegmenter:
         timestamp_ms: int,
         image_processing_options: Optional[ImageProcessingOptions] = None,
     ) -> ImageSegmenterResult:
-        """Segments one video frame (VIDEO mode); timestamps must increase strictly."""
+        """Segments one video frame (VIDEO mode); ``timestamp_ms`` must be above the last accepted one.
+
+        ValueError("Input timestamp must be monotonically increasing.") otherwise, as MediaPipe; a rejected
+        timestamp is not remembered. The frame is processed (and its timestamp used) even when it then fails.
+        """
         rotation = self._check_call(image_processing_options, RunningMode.VIDEO)
         frame = as_image(image)
-        self._timestamps.accept(timestamp_ms)
-        return self._process(frame, rotation)
+        assert self._timestamps is not None
+        with self._video_lock:
+            self._timestamps.accept(timestamp_ms)
+            return self._process(frame, rotation)
 
     def segment_async(
         self,
@@ -230,29 +291,29 @@ class ImageSegmenter:
         timestamp_ms: int,
         image_processing_options: Optional[ImageProcessingOptions] = None,
     ) -> None:
-        """Queues one live frame (LIVE_STREAM mode); the result reaches ``result_callback`` on a worker thread.
+        """Queues one live frame (LIVE_STREAM mode) and returns at once, never blocking on the worker.
 
-        When the worker is busy the frame waits, replacing an older waiting frame, which is dropped. An exception
-        from a frame or from the callback is re-raised here on the next call (or by :meth:`close`).
+        The result reaches ``result_callback(result, image, timestamp_ms)`` on a worker thread. When the worker
+        is busy the frame waits, replacing an older waiting frame, which is dropped. Raises, in order: MediaPipe's
+        rotation/ROI/mode errors, RuntimeError when closed, the timestamp error, then the first pending error
+        from an earlier frame or callback (this frame is then not queued; its timestamp stays free).
         """
         rotation = self._check_call(image_processing_options, RunningMode.LIVE_STREAM)
         frame = as_image(image)
-        self._timestamps.accept(timestamp_ms)
         assert self._worker is not None
-        self._worker.submit((frame, rotation), int(timestamp_ms))
+        try:
+            self._worker.submit((frame, rotation), timestamp_ms)
+        except modes.WorkerClosedError:
+            raise RuntimeError(_CLOSED) from None
 
     def close(self) -> None:
-        """Finishes queued live frames, stops the worker and frees the interpreter. Idempotent."""
-        if getattr(self, "_closed", True):
-            return
-        self._closed = True
-        try:
-            if self._worker is not None:
-                self._worker.close()
-        finally:
-            with self._lock:
-                self._runtime.close()
-                self._post.close()
+        """Finishes the live frames in flight and waiting, stops the worker and frees the interpreter.
+
+        Re-raises a pending LIVE_STREAM error (see the class docstring). Idempotent: a later call only joins the
+        worker and raises errors not yet raised. From inside ``result_callback`` it drops the waiting frame and
+        returns without joining; the worker thread ends when the callback returns.
+        """
+        self._shutdown(drain=True, timeout=None)
 
     def __enter__(self) -> ImageSegmenter:
         return self
@@ -261,25 +322,92 @@ class ImageSegmenter:
         self.close()
 
     def __del__(self) -> None:
+        # Never raises, never waits long. The worker thread holds a reference to this object while it runs, so
+        # by the time the collector gets here the thread has nothing left to do (the timeout is only a guard).
         try:
-            self.close()
-        except Exception:
+            self._shutdown(drain=False, timeout=1.0, raise_errors=False)
+        except BaseException:  # noqa: BLE001 - a finalizer must not raise, even during interpreter shutdown
             pass
+
+    def _shutdown(self, drain: bool, timeout: Optional[float], raise_errors: bool = True) -> None:
+        close_lock = getattr(self, "_close_lock", None)
+        if close_lock is None:  # __init__ failed before anything needed freeing
+            return
+        with close_lock:
+            first = not self._closed
+            self._closed = True
+        worker = self._worker
+        if worker is not None and worker.on_worker_thread():
+            # Inside result_callback: this frame is already processed; drop the waiting one so the interpreter
+            # is not needed again, and free it now. The thread exits once the callback returns; a later close()
+            # from another thread joins it.
+            if first:
+                worker.close(drain=False)
+                self._release()
+            return
+        try:
+            if worker is not None:
+                try:
+                    worker.close(drain=drain, timeout=timeout)
+                except TimeoutError:
+                    return  # the worker may still use the interpreter: leave it to the garbage collector
+                except Exception:
+                    if raise_errors:
+                        raise
+                    _log.debug("pending live stream error dropped by the finalizer", exc_info=True)
+        finally:
+            if first and (worker is None or not worker.running):
+                self._release()
+
+    def _release(self) -> None:
+        """Frees the interpreter and the postprocessor's resources, once no frame can run any more."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+            self._feedback_rgba = self._feedback_tmp = None
+            try:
+                self._runtime.close()
+            finally:
+                self._post.close()
 
     def _check_call(self, options: Optional[ImageProcessingOptions], mode: RunningMode) -> int:
         """MediaPipe's per-call checks in its order: rotation, region of interest, running mode; then closed."""
         rotation = _check_processing_options(options)
         modes.check_mode(mode, self._options.running_mode)
         if self._closed:
-            raise RuntimeError("ImageSegmenter is closed: create a new one to segment more images")
+            raise RuntimeError(_CLOSED)
         return rotation
 
     def _process_item(self, item: tuple[Image, int]) -> ImageSegmenterResult:
         return self._process(*item)
 
     def _deliver(self, result: ImageSegmenterResult, item: tuple[Image, int], timestamp_ms: int) -> None:
-        assert self._options.result_callback is not None
-        self._options.result_callback(result, item[0], timestamp_ms)
+        callback = self._options.result_callback
+        assert callback is not None
+        callback(result, item[0], timestamp_ms)
+
+    def _feedback_pixels(self, pixels: np.ndarray) -> Optional[np.ndarray]:
+        """RGBA pixels whose alpha is the previous frame's hair mask, in a reused buffer; None without one."""
+        rgba = self._feedback_rgba
+        if not self._has_previous or rgba is None or rgba.shape[:2] != pixels.shape[:2]:
+            return None
+        np.copyto(rgba[:, :, :3], pixels[:, :, :3])
+        return rgba
+
+    def _keep_feedback(self, mask: np.ndarray) -> None:
+        """Stores ``rint(clip(mask, 0, 1) * 255)`` as the next frame's alpha (``postprocess.to_alpha``, in place)."""
+        shape = mask.shape[:2]
+        if self._feedback_rgba is None or self._feedback_rgba.shape[:2] != shape:
+            self._feedback_rgba = np.empty(shape + (4,), np.uint8)
+            self._feedback_tmp = np.empty(shape, np.float32)
+        tmp = self._feedback_tmp
+        assert tmp is not None
+        np.clip(mask.reshape(shape), 0.0, 1.0, out=tmp)
+        np.multiply(tmp, np.float32(255.0), out=tmp)
+        np.rint(tmp, out=tmp)
+        np.copyto(self._feedback_rgba[:, :, 3], tmp, casting="unsafe")
+        self._has_previous = True
 
     def _process(self, image: Image, rotation: int) -> ImageSegmenterResult:
         """One image through the stages, under the lock that guards the shared buffers and interpreter."""
@@ -289,12 +417,12 @@ class ImageSegmenter:
             width, height = height, width
         pixels = preprocess.to_pixels(image.numpy_view(), image.image_format, self._pre.spec.channels)
         with self._lock:
-            if self._closed and self._worker is None:
-                raise RuntimeError("ImageSegmenter is closed: create a new one to segment more images")
-            previous = self._previous_mask if self._feedback else None
-            feed = previous is not None and previous.shape == pixels.shape[:2]
+            if self._released:
+                raise RuntimeError(_CLOSED)
+            feedback = self._feedback_pixels(pixels) if self._feedback else None
+            feed = feedback is not None
             if feed:
-                pixels = preprocess.with_alpha(pixels, previous)
+                pixels = feedback
             tensor = self._pre(pixels, rotation, keep_alpha=feed)
             logits = self._runtime.run(tensor)[-1]
             if self._quantization is not None:
@@ -306,8 +434,8 @@ class ImageSegmenter:
                 confidence=opts.output_confidence_masks or self._feedback,
                 category=opts.output_category_mask,
             )
-        if self._feedback and confidence is not None:
-            self._previous_mask = postprocess.to_alpha(confidence[-1])
+            if self._feedback and confidence is not None:
+                self._keep_feedback(confidence[-1])
         return ImageSegmenterResult(
             confidence_masks=(
                 [Image._wrap(ImageFormat.VEC32F1, m) for m in confidence]

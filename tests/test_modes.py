@@ -15,7 +15,14 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from segkit.modes import LiveStreamWorker, TimestampGuard, check_callback, check_mode, mode_name
+from segkit.modes import (
+    LiveStreamWorker,
+    TimestampGuard,
+    WorkerClosedError,
+    check_callback,
+    check_mode,
+    mode_name,
+)
 
 try:
     from segkit.options import RunningMode
@@ -298,6 +305,31 @@ def test_process_error_raised_on_next_submit_and_worker_stays_usable(caplog: pyt
     assert worker.stats.submitted == 2
 
 
+def test_pending_error_does_not_use_the_timestamp_of_the_refused_item() -> None:
+    def deliver(result: int, item: int, timestamp_ms: int) -> None:
+        if timestamp_ms == 1:
+            raise RuntimeError("user bug")
+
+    worker: LiveStreamWorker[int, int] = LiveStreamWorker(lambda x: x, deliver)
+    worker.submit(1, 1)
+    wait_until(lambda: worker.stats.failed == 1)
+    with pytest.raises(ValueError, match="monotonically"):
+        worker.submit(0, 0)  # a bad timestamp is reported first; the pending error stays pending
+    with pytest.raises(RuntimeError, match="user bug"):
+        worker.submit(2, 2)
+    worker.submit(2, 2)  # the refused call can be retried with the same timestamp
+    worker.close(timeout=JOIN_S)
+    assert worker.stats.delivered == 1 and worker.stats.submitted == 2
+
+
+def test_guard_check_does_not_accept() -> None:
+    guard = TimestampGuard()
+    guard.accept(3)
+    assert guard.check(4) == 4 and guard.last == 3
+    with pytest.raises(ValueError, match="monotonically"):
+        guard.check(3)
+
+
 def test_callback_error_raised_on_next_submit_then_cleared(caplog: pytest.LogCaptureFixture) -> None:
     calls: list[int] = []
 
@@ -355,7 +387,7 @@ def test_close_drains_idempotent_and_rejects_submit() -> None:
     assert worker.closed
     worker.close()
     worker.close(drain=False)
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(WorkerClosedError, match="closed"):
         worker.submit("c", 3)
 
 
@@ -472,6 +504,46 @@ def test_unclosed_worker_is_collected_and_its_thread_ends() -> None:
     assert alive() is None
     wait_until(lambda: threading.active_count() == before)
     assert rec.delivered == [1, 2]  # accepted items are still delivered
+
+
+def test_unclosed_worker_does_not_keep_its_owner_alive() -> None:
+    """The usual owner holds the worker and passes its own bound methods: an idle owner must be collectable."""
+
+    class Owner:
+        def __init__(self) -> None:
+            self.delivered: list[int] = []
+            self.worker: LiveStreamWorker[int, int] = LiveStreamWorker(
+                self.process, self.deliver, idle_timeout_s=0.05
+            )
+
+        def process(self, item: int) -> int:
+            return item
+
+        def deliver(self, result: int, item: int, timestamp_ms: int) -> None:
+            self.delivered.append(timestamp_ms)
+
+    before = threading.active_count()
+    owner = Owner()
+    owner.worker.submit(1, 1)
+    delivered = owner.delivered
+    alive = weakref.ref(owner)
+    del owner
+    wait_until(lambda: gc.collect() >= 0 and alive() is None and threading.active_count() == before)
+    assert delivered == [1]  # the running thread kept the owner alive until its item was delivered
+
+
+def test_running_and_on_worker_thread() -> None:
+    seen: list[tuple[bool, bool]] = []
+    holder: list[LiveStreamWorker[int, int]] = []
+    worker: LiveStreamWorker[int, int] = LiveStreamWorker(
+        lambda x: x, lambda r, i, t: seen.append((holder[0].on_worker_thread(), holder[0].running))
+    )
+    holder.append(worker)
+    assert not worker.running and not worker.on_worker_thread()
+    worker.submit(1, 1)
+    worker.close(timeout=JOIN_S)
+    assert seen == [(True, True)]
+    assert not worker.running and not worker.on_worker_thread()
 
 
 def test_unclosed_worker_does_not_hang_interpreter_exit() -> None:
