@@ -61,7 +61,7 @@ def breakdown_table(rows: list[dict[str, Any]]) -> str:
         st = s["stages"]
         out.append([r["model"], r["size"], r["config"], fmt(s["total"])] + [fmt(st[k]) for k in STAGES + ("other",)]
                    + [fmt(s["raw_invoke"]), fmt(s["overhead_ms"]), fmt(s["overhead_pct"], ".0f") + "%"])
-    headers = ["model", "size", "masks", "total", "preprocess", "invoke", "post conf", "post cat", "other",
+    headers = ["model", "size", "masks", "total", "preprocess", "invoke", "postprocess", "other",
                "raw invoke", "overhead", "overhead/invoke"]
     return table(headers, out)
 

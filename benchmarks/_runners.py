@@ -149,7 +149,7 @@ class MediaPipeLib(Lib):
         self.image = Image(image_format=ImageFormat.SRGB, data=pixels)
 
 
-STAGES = ("pre", "invoke", "conf", "cat")
+STAGES = ("pre", "invoke", "post")
 
 
 class _Timed:
@@ -202,7 +202,7 @@ def breakdown(lib: SegkitLib, runs: int) -> Breakdown:
     pre, rt, post = seg._pre, seg._runtime, seg._post
     seg._pre = _Timed(pre, sink, {"__call__": "pre"}, captured)
     seg._runtime = _Timed(rt, sink, {"run": "invoke"})
-    seg._post = _Timed(post, sink, {"confidence_masks": "conf", "category_mask": "cat"})
+    seg._post = _Timed(post, sink, {"masks": "post"})
     out = Breakdown()
     try:
         for _ in range(runs):

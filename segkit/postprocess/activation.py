@@ -72,6 +72,8 @@ def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """
     if out is None:
         out = np.empty_like(x, dtype=_F32)
+    if x.shape[0] == 2 and _softmax2(x, out):
+        return out
     m = x.max(axis=0)
     den = np.empty_like(m)
     for c in range(x.shape[0]):
@@ -83,6 +85,29 @@ def softmax(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
             np.add(den, out[c], out=den)
     np.divide(out, den, out=out)
     return out
+
+
+def _softmax2(x: np.ndarray, out: np.ndarray) -> bool:
+    """Two-channel softmax with one ``expf`` per pixel instead of two; False (``out`` clobbered) if not finite.
+
+    The larger channel gets ``expf(0) == 1`` exactly and the other ``expf(-|x0 - x1|)`` (float subtraction is
+    sign-symmetric), so the general formula reduces to ``1 / (1 + e)`` and ``e / (1 + e)``, placed by which
+    channel is larger; ties give 0.5 either way. Infinite or NaN logits (and differences that overflow) take
+    the general path.
+    """
+    d = np.subtract(x[0], x[1], out=out[1])
+    t = np.abs(d)
+    if not np.isfinite(t.max()):
+        return False
+    first = np.greater_equal(d, _F32(0.0))  # channel 0 is the maximum (or ties)
+    second = np.logical_not(first)
+    np.negative(t, out=t)
+    e = expf(t, out=t)  # in (0, 1]
+    den = np.add(e, _ONE)
+    # numerators: 1 for the larger channel, e for the other; max(e, flag) picks without a masked copy
+    np.divide(np.maximum(e, first, out=out[0]), den, out=out[0])
+    np.divide(np.maximum(e, second, out=out[1]), den, out=out[1])
+    return True
 
 
 def activate(x: np.ndarray, activation: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -122,6 +147,10 @@ def dequantize(raw: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return np.multiply(q.astype(_F32), _F32(scale), dtype=_F32)
 
 
+@quiet
 def to_alpha(mask: np.ndarray) -> np.ndarray:
     """A [0, 1] confidence mask as uint8 alpha (``rint(clip(m) * 255)``), e.g. the hair model's feedback channel."""
-    return np.rint(np.clip(mask, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+    t = np.clip(mask, _F32(0.0), _ONE)
+    t = np.multiply(t, _F32(255.0), out=t) if t.dtype == _F32 else t * _F32(255.0)
+    np.rint(t, out=t)
+    return t.astype(np.uint8)

@@ -5,32 +5,36 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
 
 from .activation import NONE, SIGMOID, SOFTMAX, activate
 from .category import CategoryPlan, argmax_mask, category_plan, threshold_mask
+from .pool import BlockPool
 from .resize import LinearPlan, linear_plan, resize_linear
 
 _PLANS_KEPT = 4
 _TRANSPOSE_BLOCK = 512  # pixels per block when moving (h, w, C) logits to (C, h, w): keeps the copy in cache
+_FEW_CHANNELS = 4  # up to this many channels, one strided copy per channel beats the blocked transpose
 _Plan = TypeVar("_Plan", LinearPlan, CategoryPlan)
 
 
 class Postprocessor:
     """Turns one model's mask output into masks; caches sampling tables per output size (the math is elsewhere).
 
-    Work is split by bands of output rows over ``num_threads`` threads (numpy releases the GIL); the results do
-    not depend on the thread count. Call ``close`` to stop the threads. One call at a time per instance: the
-    channel-first copy of the logits lives in a reused buffer.
+    Output memory is recycled (``BlockPool``): a returned mask's block is reused only once the caller has let go
+    of every mask of that result, so results stay valid as long as they are held, and a caller that drops them
+    pays no allocation or page faults on the next call. All work runs on the calling thread: on small numpy
+    calls, handing the GIL between two threads costs more than the second core gains (measured; see the
+    package notes), so ``num_threads`` is accepted and validated but does not change the schedule. One call at
+    a time per instance: the channel-first copy of the logits lives in a reused buffer.
     """
 
     def __init__(self, activation: int, tensor_shape: tuple[int, int, int], *, num_threads: int | None = None) -> None:
         """``activation``: 0 NONE, 1 SIGMOID, 2 SOFTMAX; ``tensor_shape``: the mask tensor's ``(h, w, C)``.
 
-        ``num_threads``: None uses up to 4 of the machine's cores; 1 runs everything on the calling thread.
+        ``num_threads``: kept for the API (None or >= 1); postprocessing runs on the calling thread.
         """
         if activation not in (NONE, SIGMOID, SOFTMAX):
             raise ValueError(f"unknown activation {activation!r}; expected 0 (NONE), 1 (SIGMOID) or 2 (SOFTMAX)")
@@ -42,7 +46,7 @@ class Postprocessor:
         self.activation = activation
         self.tensor_shape = (h, w, c)
         self.num_threads = num_threads if num_threads is not None else max(1, min(4, os.cpu_count() or 1))
-        self._pool = ThreadPoolExecutor(self.num_threads, "segkit-post") if self.num_threads > 1 else None
+        self._blocks = BlockPool()
         self._chw = np.empty((c, h, w), np.float32)
         self._act: np.ndarray | None = None  # activated values before resizing, reused
         self._linear: OrderedDict[tuple[int, int], LinearPlan] = OrderedDict()
@@ -67,10 +71,11 @@ class Postprocessor:
         )
 
     def close(self) -> None:
-        """Stop the worker threads; later calls run on the calling thread."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Release the cached tables and recycled buffers (masks already returned stay valid); reusable after."""
+        self._blocks.clear()
+        self._linear.clear()
+        self._category.clear()
+        self._act = None
 
     def _channels_first(self, logits: np.ndarray) -> np.ndarray:
         """Copy ``(h, w, C)``, ``(1, h, w, C)`` or ``(h, w)`` float logits into the internal ``(C, h, w)`` buffer."""
@@ -79,6 +84,10 @@ class Postprocessor:
         if a.shape not in ((h, w, c), (1, h, w, c)) and not (c == 1 and a.shape == (h, w)):
             raise ValueError(f"logits of shape {a.shape} do not match the mask tensor shape {(h, w, c)}")
         src, dst = a.reshape(h * w, c), self._chw.reshape(c, h * w)
+        if c <= _FEW_CHANNELS:
+            for i in range(c):
+                np.copyto(dst[i], src[:, i], casting="same_kind")
+            return self._chw
         for s in range(0, h * w, _TRANSPOSE_BLOCK):
             np.copyto(dst[:, s : s + _TRANSPOSE_BLOCK], src[s : s + _TRANSPOSE_BLOCK].T, casting="same_kind")
         return self._chw
@@ -86,7 +95,7 @@ class Postprocessor:
     def _confidence(self, k: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         c, h, w = k.shape
         if (width, height) == (w, h):
-            return list(activate(k, self.activation))
+            return list(activate(k, self.activation, out=self._blocks.take((c, h, w), np.float32)))
         if self.activation == NONE:
             act = k
         else:
@@ -94,37 +103,27 @@ class Postprocessor:
                 self._act = np.empty_like(k)
             act = activate(k, self.activation, out=self._act)
         plan = _cached(self._linear, (width, height), lambda: linear_plan(h, w, height, width))
-        out = np.empty((c, height, width), np.float32)
-        if plan.area2x:
-            resize_linear(act, plan, out)
-        else:
-            self._split(len(plan.bands), lambda bands: resize_linear(act, plan, out, bands))
+        out = self._blocks.take((c, height, width), np.float32)
+        resize_linear(act, plan, out)
         return list(out)
 
     def _category_mask(self, k: np.ndarray, width: int, height: int) -> np.ndarray:
         c, h, w = k.shape
         plan = _cached(self._category, (width, height), lambda: category_plan(h, w, height, width))
-        out = np.empty((height, width), np.uint8)
+        out = self._blocks.take((height, width), np.uint8)
         fill = threshold_mask if c == 1 else argmax_mask
-        self._split(len(plan.bands), lambda bands: fill(k, plan, self.activation, out, bands))
+        fill(k, plan, self.activation, out)
         return out
 
-    def _split(self, n: int, work: Callable[[range], object]) -> None:
-        """Run ``work`` on contiguous ranges of ``n`` bands, one range per thread."""
-        parts = min(n, self.num_threads) if self._pool is not None else 1
-        if parts == 1:
-            work(range(n))
-            return
-        cuts = [n * i // parts for i in range(parts + 1)]
-        futures = [self._pool.submit(work, range(a, b)) for a, b in zip(cuts, cuts[1:])]  # type: ignore[union-attr]
-        for f in futures:
-            f.result()
+
+def _check_size(width: object, height: object) -> None:
+    if not all(isinstance(n, (int, np.integer)) and n > 0 for n in (width, height)):
+        raise ValueError(f"bad output size {width!r}x{height!r}; width and height must be positive integers")
 
 
 def _cached(cache: OrderedDict[tuple[int, int], _Plan], key: tuple[int, int], build: Callable[[], _Plan]) -> _Plan:
     """``cache[key]``, built on first use; keeps the most recently used few entries."""
-    if not all(isinstance(n, (int, np.integer)) and n > 0 for n in key):
-        raise ValueError(f"bad output size {key[0]!r}x{key[1]!r}; width and height must be positive integers")
+    _check_size(*key)
     plan = cache.get(key)
     if plan is None:
         plan = cache[key] = build()

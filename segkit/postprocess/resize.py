@@ -105,28 +105,37 @@ def resize_linear(src: np.ndarray, plan: LinearPlan, out: np.ndarray, bands: ran
     """Resize float32 channels ``(C, in_h, in_w)`` into ``out`` ``(C, out_h, out_w)`` exactly as OpenCV does.
 
     Runs band by band (``bands``: which of ``plan.bands``, default all), all channels per band, so the band's
-    weights and temporaries stay in cache. Gathers use ``np.repeat`` with per-source counts (tap indices never
-    decrease), numpy's fastest gather; the vertical weights are spread to full rows once per band.
+    weights and temporaries stay in cache. The horizontal gather is ``np.take`` into reused scratch; the
+    vertical one uses ``np.repeat`` with per-source-row counts (tap rows never decrease) and the result is
+    written to ``out`` once, by the final add (``out`` is large and rarely in cache).
     """
     if plan.area2x:
         for c in range(src.shape[0]):
             _area2x(src[c], out[c])
         return out
     w = plan.out_w
-    for i in bands if bands is not None else range(len(plan.bands)):
+    which = bands if bands is not None else range(len(plan.bands))
+    if not len(which):
+        return out
+    most_src = max(plan.bands[i][3] - plan.bands[i][2] for i in which)
+    most_out = max(plan.bands[i][1] - plan.bands[i][0] for i in which)
+    h_scratch, h1_scratch = np.empty((2, most_src, w), _F32)
+    b_scratch = np.empty((2, most_out, w), _F32)
+    x0, x1, ax0, ax1 = plan.x0, plan.x1, plan.ax0, plan.ax1
+    for i in which:
         r0, r1, s0, s1 = plan.bands[i]
-        n = r1 - r0
-        b0 = np.empty((n, w), _F32)
-        b1 = np.empty((n, w), _F32)
+        n, s = r1 - r0, s1 - s0
+        b0, b1 = b_scratch[0, :n], b_scratch[1, :n]
         b0[...] = plan.by0[r0:r1]
         b1[...] = plan.by1[r0:r1]
         n0, n1 = plan.ny0[i], plan.ny1[i]
+        h, h1 = h_scratch[:s], h1_scratch[:s]
         for c in range(src.shape[0]):
             band = src[c, s0:s1]
-            h = np.repeat(band, plan.nx0, axis=1)
-            np.multiply(h, plan.ax0, out=h)
-            h1 = np.repeat(band, plan.nx1, axis=1)
-            np.multiply(h1, plan.ax1, out=h1)
+            np.take(band, x0, axis=1, out=h, mode="clip")  # indices are in range; "clip" avoids buffering
+            np.multiply(h, ax0, out=h)
+            np.take(band, x1, axis=1, out=h1, mode="clip")
+            np.multiply(h1, ax1, out=h1)
             np.add(h, h1, out=h)
             v = np.repeat(h, n0, axis=0)
             np.multiply(v, b0, out=v)

@@ -13,18 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segkit.preprocess.color import to_pixels
-from segkit.preprocess.normalize import normalization_lut, value_range
+from segkit.preprocess.color import rgb_into_rgba, to_pixels
+from segkit.preprocess.normalize import normalization_affine, normalization_lut, normalize_into, value_range
 from segkit.preprocess.resize import (
     AreaPlan,
+    AreaRunner,
     LinearPlan,
+    LinearRunner,
     choose_interpolation,
     make_area_plan,
     make_linear_plan,
     resize_area,
     resize_linear,
 )
-from segkit.preprocess.warp import WarpPlan, make_warp_plan
+from segkit.preprocess.warp import WarpPlan, apply_separable, make_warp_plan
 
 __all__ = [
     "InputSpec",
@@ -42,7 +44,6 @@ __all__ = [
 ]
 
 _FLT_EPSILON = 1.1920928955078125e-07
-
 
 def with_alpha(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """RGBA copy of ``pixels`` whose 4th channel is ``alpha`` (uint8 (H, W)), e.g. the hair model's last mask."""
@@ -103,16 +104,25 @@ class Preprocessor:
         self.spec = spec
         self._honor_rotation = honor_rotation
         self._cache_size = cache_size
-        self._plans: OrderedDict[tuple[int, ...], WarpPlan | LinearPlan | AreaPlan] = OrderedDict()
-        self._lut = normalization_lut(spec.mean, spec.std) if spec.normalized else None  # type: ignore[arg-type]
+        self._plans: OrderedDict[tuple[int, ...], WarpPlan | LinearRunner | AreaRunner | AreaPlan] = OrderedDict()
+        self._affine = normalization_affine(spec.mean, spec.std) if spec.normalized else None  # type: ignore[arg-type]
         self._out = np.empty((1, spec.height, spec.width, spec.channels), dtype=spec.dtype)
         n = spec.height * spec.width * spec.channels
         if spec.channels == 3:
+            h, row = spec.height, spec.width * 3
             self._gather = np.empty(n, dtype=np.uint8)
             self._acc = np.empty(n, dtype=np.int32)
             self._tmp = np.empty(n, dtype=np.int32)
+            self._sep_bufs = (
+                self._gather,
+                np.empty((h, row), np.uint16),
+                np.empty((h, row), np.uint16),
+                self._acc.view(np.uint32).reshape(h, row),
+                self._tmp.view(np.uint32).reshape(h, row),
+            )
         else:
             self._resized = np.empty((spec.height, spec.width * 4), dtype=np.uint8)
+            self._rgba: np.ndarray | None = None  # opaque RGBA copy of 3-channel pixels, reused per size
 
     def __call__(self, pixels: np.ndarray, rotation_degrees: int = 0, *, keep_alpha: bool = False) -> np.ndarray:
         """The input tensor for ``pixels`` (uint8 (H, W, 3|4), e.g. from ``to_pixels``) rotated clockwise.
@@ -125,11 +135,22 @@ class Preprocessor:
             raise ValueError(f"Preprocessor needs uint8 (H, W, 3|4) pixels, got {pixels.dtype} {pixels.shape}")
         if self.spec.channels == 3:
             return self._warp(np.ascontiguousarray(pixels), int(rotation_degrees))
-        if pixels.shape[2] != 4:
-            raise ValueError("A 4-channel model needs RGBA pixels (see to_pixels)")
         if self._honor_rotation and rotation_degrees % 360:
             pixels = np.rot90(pixels, k=-(rotation_degrees // 90) % 4)
-        return self._resize(np.ascontiguousarray(pixels), keep_alpha)
+        pixels = np.ascontiguousarray(pixels)
+        alpha_needed = not self.spec.zero_alpha or keep_alpha
+        if pixels.shape[2] == 3:  # no alpha: opaque, as to_pixels promises
+            pixels = self._opaque(pixels)
+        return self._resize(pixels, alpha_needed)
+
+    def _opaque(self, rgb: np.ndarray) -> np.ndarray:
+        """RGBA of ``rgb`` with alpha 255 in a buffer reused per size: its alpha is written once, at creation,
+        and the per-call copy touches only the color bytes."""
+        shape = rgb.shape[:2] + (4,)
+        if self._rgba is None or self._rgba.shape != shape:
+            self._rgba = np.empty(shape, dtype=np.uint8)
+            self._rgba[:, :, 3] = 255
+        return rgb_into_rgba(rgb, self._rgba)
 
     def _plan(self, key: tuple[int, ...], build: object) -> object:
         """LRU lookup of a plan; ``build`` makes it on a miss."""
@@ -151,6 +172,27 @@ class Preprocessor:
             (h, w, c, rotation), lambda: make_warp_plan(h, w, c, spec.height, spec.width, rotation)
         )
         flat = pixels.reshape(-1)
+        if plan.separable:
+            self._separable_band(flat, plan, slice(0, spec.height))
+            return self._out
+        index = self._warp_2d(flat, plan)
+        out = self._out.reshape(-1)
+        if self._affine is not None:
+            normalize_into(index, out, *self._affine)
+        else:
+            np.copyto(out, index, casting="unsafe")
+        return self._out
+
+    def _separable_band(self, flat: np.ndarray, plan: WarpPlan, rows: slice) -> None:
+        index = apply_separable(flat, plan, rows, self._sep_bufs)
+        out = self._out[0, rows].reshape(index.shape)
+        if self._affine is not None:
+            normalize_into(index, out, *self._affine)
+        else:
+            np.copyto(out, index, casting="unsafe")
+
+    def _warp_2d(self, flat: np.ndarray, plan: WarpPlan) -> np.ndarray:
+        """The general warp: one gather per tap times its 2-D weight, summed; ``(S + 512) >> 10`` as int32."""
         g, acc, tmp = self._gather, self._acc, self._tmp
         np.take(flat, plan.offsets[0], out=g, mode="clip")
         np.multiply(g, plan.weights[0], out=acc)
@@ -160,28 +202,39 @@ class Preprocessor:
             acc += tmp
         acc += 512
         acc >>= 10
-        out = self._out.reshape(-1)
-        if self._lut is not None:
-            np.take(self._lut, acc, out=out, mode="clip")
-        else:
-            np.copyto(out, acc, casting="unsafe")
-        return self._out
+        return acc
 
-    def _resize(self, pixels: np.ndarray, keep_alpha: bool) -> np.ndarray:
-        """4-channel path: ``cv::resize`` (AREA when shrinking in both axes, else LINEAR), alpha rule, then LUT."""
+    def _resize(self, pixels: np.ndarray, alpha_needed: bool) -> np.ndarray:
+        """4-channel path: ``cv::resize`` (AREA when shrinking in both axes, else LINEAR), alpha rule, then
+        normalization, band by band straight into the tensor."""
         h, w, _ = pixels.shape
         spec = self.spec
+        out = self._out[0].reshape(spec.height, spec.width * 4)
+        affine = self._affine
+
+        def emit(r0: int, r1: int, values: np.ndarray) -> None:
+            if affine is not None:
+                normalize_into(values, out[r0:r1], *affine)
+            else:
+                np.copyto(out[r0:r1], values, casting="unsafe")
+
         if choose_interpolation(h, w, spec.height, spec.width) == "area":
-            plan = self._plan((h, w, 0), lambda: make_area_plan(h, w, 4, spec.height, spec.width))
-            resize_area(pixels, plan, self._resized)  # type: ignore[arg-type]
+            plan = self._plan((h, w, 0), lambda: _area_runner(h, w, spec.height, spec.width))
+            if isinstance(plan, AreaRunner):
+                plan.run(pixels, emit)
+            else:
+                emit(0, spec.height, resize_area(pixels, plan, self._resized))  # type: ignore[arg-type]
         else:
-            plan = self._plan((h, w, 1), lambda: make_linear_plan(h, w, 4, spec.height, spec.width))
-            resize_linear(pixels, plan, self._resized)  # type: ignore[arg-type]
-        resized = self._resized.reshape(spec.height, spec.width, 4)
-        if spec.zero_alpha and not keep_alpha:
-            resized[:, :, 3] = 0
-        if self._lut is not None:
-            np.take(self._lut, resized, out=self._out[0], mode="clip")
-        else:
-            np.copyto(self._out[0], resized)
+            plan = self._plan(
+                (h, w, 1), lambda: LinearRunner(make_linear_plan(h, w, 4, spec.height, spec.width), 4,
+                                                spec.height, spec.width)
+            )
+            plan.run(pixels, emit)  # type: ignore[union-attr]
+        if not alpha_needed:
+            self._out[0, :, :, 3] = affine[1] if affine is not None else 0
         return self._out
+
+
+def _area_runner(h: int, w: int, height: int, width: int) -> AreaRunner | AreaPlan:
+    plan = make_area_plan(h, w, 4, height, width)
+    return plan if plan.fast else AreaRunner(plan, 4, height, width)

@@ -59,12 +59,25 @@ def _to_uint8(data: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(data, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
 
 
+def rgb_into_rgba(rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Copy C-contiguous uint8 (H, W, 3) pixels into the first three channels of uint8 (H, W, 4) ``out``.
+
+    One strided copy of 3-byte items (about twice as fast as a channel-sliced assignment); ``out``'s 4th
+    channel is left as it is."""
+    h, w, _ = rgb.shape
+    lanes = np.dtype({"names": ["rgb"], "formats": ["V3"], "offsets": [0], "itemsize": 4})
+    np.copyto(out.reshape(-1).view(lanes)["rgb"], rgb.reshape(-1).view("V3"))
+    return out
+
+
 def to_pixels(data: np.ndarray, image_format: int, channels: int) -> np.ndarray:
     """uint8 (H, W, 3|4) pixels for a model with ``channels`` input channels.
 
     For ``channels == 3`` an RGBA image may come back with its 4 channels (no copy); the warp reads only the
-    first three. For ``channels == 4`` the result is always RGBA. The result may be a read-only or
-    non-contiguous view of ``data``; the caller must not write to it."""
+    first three. For ``channels == 4`` an image with alpha comes back as RGBA; one without alpha comes back
+    with 3 channels, which ``Preprocessor`` reads as opaque (alpha 255) without materializing an RGBA copy
+    (``with_alpha`` attaches an alpha plane). The result may be a read-only or non-contiguous view of ``data``;
+    the caller must not write to it."""
     if channels not in (3, 4):
         raise ValueError(f"Model input needs 3 or 4 channels, got {channels}")
     data = np.asarray(data)
@@ -76,7 +89,4 @@ def to_pixels(data: np.ndarray, image_format: int, channels: int) -> np.ndarray:
     pixels = _to_uint8(data)
     if have == 1:
         pixels = np.repeat(pixels, 3, axis=2)
-    if channels == 4 and pixels.shape[2] == 3:
-        alpha = np.full(pixels.shape[:2] + (1,), 255, dtype=np.uint8)
-        pixels = np.concatenate([pixels, alpha], axis=2)
     return pixels

@@ -202,3 +202,135 @@ def resize_area(pixels: np.ndarray, plan: AreaPlan, out: np.ndarray) -> np.ndarr
     np.clip(total, 0, 255, out=total)
     np.copyto(out, total, casting="unsafe")
     return out
+
+
+# --- banded, allocation-free application (the Preprocessor's 4-channel path) --------------------------------------
+#
+# The same arithmetic as ``resize_linear`` / ``resize_area`` in the same order (so the same bits), applied to a few
+# destination rows at a time so every intermediate stays in cache, with scratch buffers made once per plan.
+# ``emit(r0, r1, values)`` receives the final values of destination rows [r0, r1) as an (r1 - r0, w*cn) array
+# (int32 for linear, float32 for area, both already in [0, 255]) that it may overwrite.
+
+_BAND_ELEMENTS = 1 << 15  # destination values per band (~128 KiB of int32 / float32 per intermediate)
+
+
+def _band_edges(height: int, row_len: int) -> list[tuple[int, int]]:
+    rows = max(1, _BAND_ELEMENTS // max(1, row_len))
+    return [(r, min(height, r + rows)) for r in range(0, height, rows)]
+
+
+@dataclass(frozen=True)
+class _LinearBand:
+    r0: int
+    r1: int
+    src: slice | np.ndarray  # source rows of this band's horizontal pass (a slice when contiguous)
+    row0: np.ndarray  # intp (r1 - r0,): index into the band's horizontal rows
+    row1: np.ndarray
+
+
+class LinearRunner:
+    """``resize_linear`` for one plan and channel count, banded, with its scratch buffers."""
+
+    def __init__(self, plan: LinearPlan, channels: int, height: int, width: int) -> None:
+        self.plan, self.cn, n = plan, channels, width * channels
+        self.bands: list[_LinearBand] = []
+        most = 1
+        for r0, r1 in _band_edges(height, n):
+            lo = int(min(plan.row0[r0:r1].min(), plan.row1[r0:r1].min()))
+            hi = int(max(plan.row0[r0:r1].max(), plan.row1[r0:r1].max())) + 1
+            src_rows = plan.rows[lo:hi]
+            src = slice(int(src_rows[0]), int(src_rows[-1]) + 1) if src_rows[-1] - src_rows[0] == hi - lo - 1 else src_rows
+            self.bands.append(_LinearBand(r0, r1, src, plan.row0[r0:r1] - lo, plan.row1[r0:r1] - lo))
+            most = max(most, hi - lo, r1 - r0)
+        self.g0 = np.empty((most, n), np.uint8)
+        self.g1 = np.empty((most, n), np.uint8)
+        self.horiz = np.empty((most, n), np.int32)
+        self.tmp = np.empty((most, n), np.int32)
+        self.top = np.empty((most, n), np.int32)
+        self.bottom = np.empty((most, n), np.int32)
+
+    def run(self, pixels: np.ndarray, emit: object) -> None:
+        plan, cn = self.plan, self.cn
+        rows = _pixel_rows(pixels)
+        item = np.dtype((np.void, cn))
+        for b in self.bands:
+            src = rows[b.src]
+            m, k = src.shape[0], b.r1 - b.r0
+            g0, g1 = self.g0[:m], self.g1[:m]
+            np.take(src, plan.xofs0, axis=1, out=g0.view(item), mode="clip")
+            np.take(src, plan.xofs1, axis=1, out=g1.view(item), mode="clip")
+            horiz, tmp = self.horiz[:m], self.tmp[:m]
+            np.multiply(g0, plan.alpha0, out=horiz)
+            np.multiply(g1, plan.alpha1, out=tmp)
+            horiz += tmp
+            horiz >>= 4
+            top, bottom = self.top[:k], self.bottom[:k]
+            np.take(horiz, b.row0, axis=0, out=top, mode="clip")
+            top *= plan.beta0[b.r0 : b.r1]
+            top >>= 16
+            np.take(horiz, b.row1, axis=0, out=bottom, mode="clip")
+            bottom *= plan.beta1[b.r0 : b.r1]
+            bottom >>= 16
+            top += bottom
+            top += 2
+            top >>= 2
+            np.minimum(top, 255, out=top)
+            emit(b.r0, b.r1, top)  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class _AreaBand:
+    r0: int
+    r1: int
+    src: slice  # source rows of this band's horizontal pass
+    ysrc: np.ndarray  # intp (F, r1 - r0): index into the band's horizontal rows (padded taps: any row, weight 0)
+    yalpha: np.ndarray  # float32 (F, r1 - r0, 1)
+
+
+class AreaRunner:
+    """``resize_area`` (general, non-integer scale) for one plan and channel count, banded, with its buffers."""
+
+    def __init__(self, plan: AreaPlan, channels: int, height: int, width: int) -> None:
+        if plan.fast:
+            raise ValueError("AreaRunner handles the general INTER_AREA plan; use resize_area for integer scales")
+        self.plan, self.cn, n = plan, channels, width * channels
+        self.bands: list[_AreaBand] = []
+        most = 1
+        for r0, r1 in _band_edges(height, n):
+            ys, ya = plan.ysrc[:, r0:r1], plan.yalpha[:, r0:r1]
+            real = ya[..., 0] != 0
+            lo, hi = int(ys[real].min()), int(ys[real].max()) + 1
+            local = np.where(real, ys - lo, 0).astype(np.intp)
+            self.bands.append(_AreaBand(r0, r1, slice(lo, hi), local, np.ascontiguousarray(ya)))
+            most = max(most, hi - lo, r1 - r0)
+        self.g = np.empty((most, n), np.uint8)
+        self.buf = np.empty((most, n), _F32)
+        self.tmp = np.empty((most, n), _F32)
+        self.total = np.empty((most, n), _F32)
+        self.part = np.empty((most, n), _F32)
+
+    def run(self, pixels: np.ndarray, emit: object) -> None:
+        plan, cn = self.plan, self.cn
+        rows = _pixel_rows(pixels)
+        item = np.dtype((np.void, cn))
+        for b in self.bands:
+            src = rows[b.src]
+            m, k = src.shape[0], b.r1 - b.r0
+            g, buf, tmp = self.g[:m], self.buf[:m], self.tmp[:m]
+            # buf = ((0 + t0) + t1) + ...: 0 + t0 is t0 exactly (t0 >= +0), so start from t0
+            np.take(src, plan.xsrc[0], axis=1, out=g.view(item), mode="clip")
+            np.multiply(g, plan.xalpha[0], out=buf)
+            for e in range(1, plan.xsrc.shape[0]):
+                np.take(src, plan.xsrc[e], axis=1, out=g.view(item), mode="clip")
+                np.multiply(g, plan.xalpha[e], out=tmp)
+                buf += tmp
+            total, part = self.total[:k], self.part[:k]
+            np.take(buf, b.ysrc[0], axis=0, out=total, mode="clip")
+            total *= b.yalpha[0]
+            for f in range(1, b.ysrc.shape[0]):
+                np.take(buf, b.ysrc[f], axis=0, out=part, mode="clip")
+                part *= b.yalpha[f]
+                total += part
+            np.rint(total, out=total)
+            np.clip(total, 0, 255, out=total)
+            emit(b.r0, b.r1, total)  # type: ignore[operator]

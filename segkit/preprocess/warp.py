@@ -25,6 +25,14 @@ class WarpPlan:
     width: int
     offsets: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # intp, shape (h*w*3,)
     weights: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # int32, shape (h*w*3,)
+    # Separable form, set when the 1/32-pixel source X depends only on the tensor column and Y only on the row
+    # (rotation 0/180), or X only on the row and Y only on the column (90/270), checked exactly over the whole
+    # grid. Then ``S = (o0*gx + o1*fx)*gy + (o2*gx + o3*fx)*fy`` (the 2-D weights factor exactly), with the
+    # X weights ``(gx, fx)`` and Y weights ``(gy, fy)`` shaped to broadcast over the (h, w*3) output: (w*3,) for
+    # weights that follow the column, (h, 1) for weights that follow the row.
+    separable: bool = False
+    x_weights: tuple[np.ndarray, np.ndarray] | None = None  # uint16, 32 - fx and fx
+    y_weights: tuple[np.ndarray, np.ndarray] | None = None  # uint32, 32 - fy and fy
 
 
 def roi_corners(image_width: int, image_height: int, rotation_degrees: int) -> list[tuple[np.float32, np.float32]]:
@@ -169,9 +177,78 @@ def make_warp_plan(
         return np.repeat(w.reshape(-1), 3).astype(np.int32)
 
     gx, gy = 32 - fx, 32 - fy
+    sep = _separable_weights(sx, sy)
     return WarpPlan(
         height,
         width,
         (offsets(y_lo, x_lo), offsets(y_lo, x_hi), offsets(y_hi, x_lo), offsets(y_hi, x_hi)),
         (spread(gx * gy), spread(fx * gy), spread(gx * fy), spread(fx * fy)),
+        sep is not None,
+        *(sep if sep is not None else (None, None)),
     )
+
+
+def _separable_weights(
+    sx: np.ndarray, sy: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
+    """Broadcastable X and Y weight pairs when each fixed-point coordinate (integer part and 5-bit fraction)
+    is exactly constant down the columns or along the rows of the tensor grid; None otherwise.
+
+    The 2-D weights are products ``(32-fx or fx) * (32-fy or fy)``, so the bilinear sum factors exactly into a
+    pass with the X weights and a pass with the Y weights whichever axis each one follows."""
+
+    def along(v: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray] | None:
+        f = (v & 31).astype(np.int64)  # only the fractions need to factor: the taps keep their 2-D offsets
+        if (f == f[:1, :]).all():  # follows the tensor column: (w*3,)
+            col = np.repeat(f[0], 3)
+            return (32 - col).astype(dtype), col.astype(dtype)
+        if (f == f[:, :1]).all():  # follows the tensor row: (h, 1)
+            row = f[:, :1]
+            return (32 - row).astype(dtype), row.astype(dtype)
+        return None
+
+    xw, yw = along(sx, np.uint16), along(sy, np.uint32)
+    return None if xw is None or yw is None else (xw, yw)
+
+
+def apply_separable(
+    flat: np.ndarray,
+    plan: WarpPlan,
+    rows: slice,
+    bufs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """The separable warp of tensor rows ``rows`` (a band): uint32 ``(S + 512) >> 10`` as a (rows, w*3) view.
+
+    ``flat`` is the image as a flat uint8 buffer; ``bufs`` are whole-tensor scratch arrays (g uint8 (h*w*3,),
+    top and bot uint16 (h, w*3), S and tmp uint32 (h, w*3)); only the band's rows of each are touched, so bands
+    can run on different threads. Integer arithmetic throughout: the result equals the 2-D formula exactly."""
+    n = plan.width * 3
+    r0, r1 = rows.start, rows.stop
+    lo, hi = r0 * n, r1 * n
+    g = bufs[0][lo:hi]
+    g2 = g.reshape(r1 - r0, n)
+    top, bot, s, t = bufs[1][r0:r1], bufs[2][r0:r1], bufs[3][r0:r1], bufs[4][r0:r1]
+    t16 = t.reshape(-1).view(np.uint16)[: (r1 - r0) * n].reshape(r1 - r0, n)
+    gx, fx = plan.x_weights  # type: ignore[misc]
+    gy, fy = plan.y_weights  # type: ignore[misc]
+    if gx.ndim == 2:
+        gx, fx = gx[r0:r1], fx[r0:r1]
+    if gy.ndim == 2:
+        gy, fy = gy[r0:r1], fy[r0:r1]
+    o = plan.offsets
+    np.take(flat, o[0][lo:hi], out=g, mode="clip")
+    np.multiply(g2, gx, out=top)
+    np.take(flat, o[1][lo:hi], out=g, mode="clip")
+    np.multiply(g2, fx, out=t16)
+    np.add(top, t16, out=top)
+    np.take(flat, o[2][lo:hi], out=g, mode="clip")
+    np.multiply(g2, gx, out=bot)
+    np.take(flat, o[3][lo:hi], out=g, mode="clip")
+    np.multiply(g2, fx, out=t16)
+    np.add(bot, t16, out=bot)
+    np.multiply(top, gy, out=s)
+    np.multiply(bot, fy, out=t)
+    np.add(s, t, out=s)
+    np.add(s, 512, out=s)
+    np.right_shift(s, 10, out=s)
+    return s

@@ -42,30 +42,41 @@ def model_logits(model: str, four: bool, mean: float, std: float, image: str) ->
     return np.array(it.get_tensor(it.get_output_details()[-1]["index"])[0])
 
 
-def best_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls after one warm-up, in milliseconds (the machine is shared)."""
-    fn()
+def median_ms(fn: Callable[[], object], repeats: int, hold: bool = False) -> float:
+    """Median of ``repeats`` timed calls after two warm-ups, in milliseconds (the machine is shared).
+
+    ``hold``: keep the previous result alive during each call, as ``r = pp.masks(...)`` in a loop does.
+    """
+    kept = [fn(), fn()]
     times = []
     for _ in range(repeats):
+        if not hold:
+            kept.clear()
         t = time.perf_counter()
-        fn()
+        r = fn()
         times.append(time.perf_counter() - t)
-    return min(times) * 1e3
+        kept[:] = [r]
+        del r
+    return float(np.median(times)) * 1e3
 
 
 def main() -> None:
-    """Print confidence-only, category-only and both-mask timings per model and output size."""
+    """Print median confidence-only, category-only and both-mask timings per model and output size."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--hold", action="store_true", help="keep the previous result alive during each call")
+    parser.add_argument("--only", default="", help="run only configurations whose label contains this")
     args = parser.parse_args()
     for label, model, act, four, mean, std, image in CONFIGS:
+        if args.only not in label:
+            continue
         logits = model_logits(model, four, mean, std, image)
         pp = Postprocessor(act, logits.shape, num_threads=args.threads)
         for width, height in SIZES:
-            conf = best_ms(lambda: pp.confidence_masks(logits, width, height), args.repeats)
-            cat = best_ms(lambda: pp.category_mask(logits, width, height), args.repeats)
-            both = best_ms(lambda: pp.masks(logits, width, height), args.repeats)
+            conf = median_ms(lambda: pp.confidence_masks(logits, width, height), args.repeats, args.hold)
+            cat = median_ms(lambda: pp.category_mask(logits, width, height), args.repeats, args.hold)
+            both = median_ms(lambda: pp.masks(logits, width, height), args.repeats, args.hold)
             times = f"confidence {conf:6.2f} ms  category {cat:6.2f} ms  both {both:6.2f} ms"
             print(f"{label:22s} {width}x{height}: {times}")
         pp.close()

@@ -19,8 +19,21 @@ def test_srgb_and_srgba() -> None:
     assert np.array_equal(to_pixels(RGB, SRGB, 3), RGB)
     assert np.array_equal(to_pixels(RGBA, SRGBA, 3)[..., :3], RGBA[..., :3])
     assert np.array_equal(to_pixels(RGBA, SRGBA, 4), RGBA)
-    four = to_pixels(RGB, SRGB, 4)
-    assert np.array_equal(four[..., :3], RGB) and (four[..., 3] == 255).all()
+    # a 4-channel model given pixels without alpha: no RGBA copy; the Preprocessor reads them as opaque
+    assert np.array_equal(to_pixels(RGB, SRGB, 4), RGB)
+
+
+@pytest.mark.parametrize("zero_alpha", [False, True])
+@pytest.mark.parametrize("size", [(5, 7), (40, 30), (300, 200)])
+def test_three_channel_pixels_on_four_channel_path_are_opaque(zero_alpha: bool, size: tuple[int, int]) -> None:
+    rgb = RNG.integers(0, 256, (*size, 3), dtype=np.uint8)
+    rgba = np.concatenate([rgb, np.full((*size, 1), 255, np.uint8)], axis=2)
+    for spec in (InputSpec(16, 24, 4, "float32", 127.5, 127.5, zero_alpha), InputSpec(9, 5, 4, "uint8")):
+        p = Preprocessor(spec)
+        for keep in (False, True):
+            want = p(rgba, keep_alpha=keep).copy()
+            assert np.array_equal(p(rgb, keep_alpha=keep), want)
+            assert np.array_equal(p(to_pixels(rgb, SRGB, 4), keep_alpha=keep), want)
 
 
 def test_sbgra_is_reordered() -> None:
@@ -35,7 +48,7 @@ def test_gray_formats_replicate() -> None:
         assert np.array_equal(to_pixels(data, GRAY8, 3), np.repeat(gray[..., None], 3, axis=2))
     gray16 = gray.astype(np.uint16) * 257
     assert np.array_equal(to_pixels(gray16, GRAY16, 3)[..., 1], gray)
-    assert (to_pixels(gray16, GRAY16, 4)[..., 3] == 255).all()
+    assert np.array_equal(to_pixels(gray16, GRAY16, 4), to_pixels(gray16, GRAY16, 3))
 
 
 def test_sixteen_bit_rounds_to_nearest() -> None:

@@ -90,6 +90,7 @@ def cases(draw: st.DrawFn) -> tuple:
 @example((24, 40, (16, 16), False, SRGBA, (0.0, 1.0), 90, 0))
 @example((480, 640, (512, 512), True, SRGB, (0.0, 1.0), 0, "cat.jpg"))
 @example((720, 1280, (512, 512), True, SRGBA, (0.0, 1.0), 270, "cats_and_dogs.jpg"))
+@example((720, 1280, (512, 512), True, SRGB, (0.0, 1.0), 0, "cats_and_dogs.jpg"))
 @example((4, 6, (7, 3), True, SRGBA, (127.5, 127.5), 0, 3))
 def test_legacy_path_matches_mediapipe(case: tuple) -> None:
     h, w, tensor_hw, hair, fmt, norm, rotation, source = case

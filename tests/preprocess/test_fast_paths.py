@@ -1,0 +1,126 @@
+"""The fast paths equal the reference formulas bit for bit: separable warp vs the 2-D gather, banded cv::resize vs
+the whole-image emulation (itself checked against cv2), float normalization vs the table; and they are taken."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from segkit.preprocess import InputSpec, Preprocessor, normalization_lut, to_pixels
+from segkit.preprocess import resize as rs
+from segkit.preprocess.color import SRGB, SRGBA
+from segkit.preprocess.normalize import normalization_affine, normalize_into
+from segkit.preprocess.warp import make_warp_plan
+
+SIZES = st.integers(1, 700)
+TENSORS = st.one_of(st.sampled_from([(256, 256), (144, 256), (257, 257), (512, 512)]),
+                    st.tuples(st.integers(1, 300), st.integers(1, 300)))
+
+
+def both_ways(image: np.ndarray, spec: InputSpec, rotation: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The tensor through the plan as made (separable when it can be) and through the forced 2-D fallback."""
+    fast = Preprocessor(spec)
+    got = fast(image, rotation).copy()
+    (key, plan), = fast._plans.items()
+    slow = Preprocessor(spec)
+    slow._plans[key] = dataclasses.replace(plan, separable=False)
+    return got, slow(image, rotation).copy(), plan.separable
+
+
+@settings(deadline=None, max_examples=150)
+@given(SIZES, SIZES, TENSORS, st.sampled_from([0, 90, 180, 270, -90, 450]), st.sampled_from([3, 4]),
+       st.sampled_from(["float32", "uint8"]), st.integers(0, 2**32 - 1))
+@example(480, 640, (256, 256), 0, 3, "float32", 0)
+@example(480, 640, (256, 256), 90, 3, "float32", 0)
+@example(720, 1280, (144, 256), 270, 4, "float32", 0)
+@example(1080, 1920, (512, 512), 180, 3, "float32", 0)  # a grid whose fractions do not factor
+@example(1, 1, (7, 5), 90, 3, "uint8", 0)
+def test_separable_warp_equals_2d_gather(H: int, W: int, tensor: tuple[int, int], rotation: int, cn: int,
+                                         dtype: str, seed: int) -> None:
+    image = np.random.default_rng(seed).integers(0, 256, (H, W, cn), dtype=np.uint8)
+    norm = (127.5, 127.5) if dtype == "float32" else (None, None)
+    got, want, _ = both_ways(image, InputSpec(*tensor, 3, dtype, *norm), rotation)
+    assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+@pytest.mark.parametrize(("image_hw", "tensor"), [((480, 640), (256, 256)), ((720, 1280), (256, 256)),
+                                                  ((480, 640), (144, 256)), ((720, 1280), (257, 257))])
+def test_common_geometries_take_the_separable_path(image_hw: tuple[int, int], tensor: tuple[int, int],
+                                                   rotation: int) -> None:
+    assert make_warp_plan(*image_hw, 3, *tensor, rotation).separable
+
+
+def test_fallback_is_taken_when_fractions_do_not_factor() -> None:
+    plan = make_warp_plan(1080, 1920, 3, 512, 512, 180)
+    assert not plan.separable and plan.x_weights is None
+    image = np.random.default_rng(5).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    got, want, separable = both_ways(image, InputSpec(512, 512, 3, "float32", 0.0, 1.0), 180)
+    assert not separable and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("norm", [(0.0, 1.0), (0.0, 255.0), (127.5, 127.5), (0.5, 0.25), (-3.0, 7.1), (255.0, -2.0)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint32, np.float32])
+def test_float_normalization_equals_table(norm: tuple[float, float], dtype: type) -> None:
+    values = np.arange(256).astype(dtype)
+    out = np.empty(256, np.float32)
+    normalize_into(values, out, *normalization_affine(*norm))
+    assert np.array_equal(out.view(np.uint32), normalization_lut(*norm).view(np.uint32))
+
+
+def banded(image: np.ndarray, h: int, w: int, kind: str) -> np.ndarray:
+    H, W, cn = image.shape
+    out = np.full((h, w * cn), -1.0)
+
+    def emit(r0: int, r1: int, values: np.ndarray) -> None:
+        out[r0:r1] = values
+
+    if kind == "area":
+        rs.AreaRunner(rs.make_area_plan(H, W, cn, h, w), cn, h, w).run(image, emit)
+    else:
+        rs.LinearRunner(rs.make_linear_plan(H, W, cn, h, w), cn, h, w).run(image, emit)
+    return out
+
+
+@settings(deadline=None, max_examples=120)
+@given(st.integers(1, 400), st.integers(1, 400), st.integers(1, 300), st.integers(1, 300), st.sampled_from([4, 3, 1]),
+       st.sampled_from([1 << 15, 700, 40]), st.integers(0, 2**32 - 1))
+@example(480, 640, 512, 512, 4, 1 << 15, 0)
+@example(720, 1280, 512, 512, 4, 1 << 15, 0)
+@example(720, 1280, 512, 512, 4, 100, 0)
+def test_banded_resize_equals_whole_image(H: int, W: int, h: int, w: int, cn: int, band: int, seed: int) -> None:
+    image = np.random.default_rng(seed).integers(0, 256, (H, W, cn), dtype=np.uint8)
+    old = rs._BAND_ELEMENTS
+    rs._BAND_ELEMENTS = band  # many small bands exercise the band edges
+    try:
+        kind = rs.choose_interpolation(H, W, h, w)
+        if kind == "area" and rs.make_area_plan(H, W, cn, h, w).fast:
+            kind = "linear"
+        want = np.empty((h, w * cn), np.uint8)
+        if kind == "area":
+            rs.resize_area(image, rs.make_area_plan(H, W, cn, h, w), want)
+        else:
+            rs.resize_linear(image, rs.make_linear_plan(H, W, cn, h, w), want)
+        assert np.array_equal(banded(image, h, w, kind), want)
+    finally:
+        rs._BAND_ELEMENTS = old
+
+
+@pytest.mark.parametrize("image_hw", [(480, 640), (720, 1280), (1024, 1024), (37, 53)])
+@pytest.mark.parametrize("keep_alpha", [False, True])
+def test_hair_srgb_shortcut_equals_rgba_input(image_hw: tuple[int, int], keep_alpha: bool) -> None:
+    """SRGB to the hair model (no RGBA made by to_pixels) gives the tensor of the explicit opaque RGBA image."""
+    rng = np.random.default_rng(image_hw[0])
+    rgb = rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)
+    rgba = np.concatenate([rgb, np.full((*image_hw, 1), 255, np.uint8)], axis=2)
+    pre = Preprocessor(InputSpec(512, 512, 4, "float32", 0.0, 255.0, zero_alpha=True))
+    pixels = to_pixels(rgb, SRGB, 4)
+    assert pixels.shape[2] == 3
+    want = pre(to_pixels(rgba, SRGBA, 4), keep_alpha=keep_alpha).copy()
+    assert np.array_equal(pre(pixels, keep_alpha=keep_alpha), want)
+    if not keep_alpha:
+        assert (want[..., 3] == 0).all()
