@@ -203,7 +203,8 @@ class ImageSegmenter:
         try:
             mask = self._runtime.output_specs[-1]
             self._quantization = mask.quantization if mask.dtype != np.float32 else None
-            self._pre = preprocess.Preprocessor(spec)
+            self._spec = spec
+            self._pre: Optional[preprocess.Preprocessor] = preprocess.Preprocessor(spec)
             self._post = postprocess.Postprocessor(
                 int(info.activation), _mask_shape(mask.shape), num_threads=options.num_threads
             )
@@ -366,6 +367,7 @@ class ImageSegmenter:
                 return
             self._released = True
             self._feedback_rgba = self._feedback_tmp = None
+            self._pre = None  # its sampling plans and buffers; a closed LIVE_STREAM segmenter may wait for the GC
             try:
                 self._runtime.close()
             finally:
@@ -413,17 +415,18 @@ class ImageSegmenter:
         """One image through the stages, under the lock that guards the shared buffers and interpreter."""
         opts = self._options
         width, height = image.width, image.height
-        if opts.output_upright and rotation % 180 != 0 and self._pre.spec.channels == 3:
+        if opts.output_upright and rotation % 180 != 0 and self._spec.channels == 3:
             width, height = height, width
-        pixels = preprocess.to_pixels(image.numpy_view(), image.image_format, self._pre.spec.channels)
+        pixels = preprocess.to_pixels(image.numpy_view(), image.image_format, self._spec.channels)
         with self._lock:
-            if self._released:
+            pre = self._pre
+            if self._released or pre is None:
                 raise RuntimeError(_CLOSED)
             feedback = self._feedback_pixels(pixels) if self._feedback else None
             feed = feedback is not None
             if feed:
                 pixels = feedback
-            tensor = self._pre(pixels, rotation, keep_alpha=feed)
+            tensor = pre(pixels, rotation, keep_alpha=feed)
             logits = self._runtime.run(tensor)[-1]
             if self._quantization is not None:
                 logits = postprocess.dequantize(logits, *self._quantization)
