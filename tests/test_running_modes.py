@@ -632,41 +632,61 @@ def test_unclosed_live_segmenter_does_not_hang_interpreter_exit() -> None:
     assert time.monotonic() - start < 30
 
 
+_LEAK_CHECK = """
+import gc, json, sys, threading
+import numpy as np
+from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions, RunningMode
+from tests.conftest import load_rgb, model_path
+
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+frame = np.ascontiguousarray(load_rgb("astronaut.png")[::2, ::2])
+model = model_path("selfie_segmenter.tflite").read_bytes()
+modes = [RunningMode.IMAGE, RunningMode.VIDEO, RunningMode.LIVE_STREAM]
+
+def one(i):
+    mode, got = modes[i % 3], []
+    live = mode == RunningMode.LIVE_STREAM
+    opts = ImageSegmenterOptions(base_options=BaseOptions(model_asset_buffer=model), running_mode=mode,
+                                 output_category_mask=True, result_callback=(lambda r, im, ts: got.append(ts)) if live else None)
+    with ImageSegmenter.create_from_options(opts) as seg:
+        if mode == RunningMode.IMAGE:
+            seg.segment(frame)
+        elif mode == RunningMode.VIDEO:
+            seg.segment_for_video(frame, i)
+        else:
+            seg.segment_async(frame, i)
+    assert not live or got == [i], (i, got)
+
+for i in range(21):
+    one(i)
+gc.collect()
+before = (threading.active_count(), status("Threads"), status("VmRSS"))
+for i in range(21, 221):
+    one(i)
+gc.collect()
+after = (threading.active_count(), status("Threads"), status("VmRSS"))
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
 def test_two_hundred_segmenters_leave_threads_and_memory_flat() -> None:
-    """Every mode; LIVE_STREAM ones start and join a worker thread; default num_threads (XNNPACK's threads)."""
-    frame = np.ascontiguousarray(load_rgb("astronaut.png")[::2, ::2])
-    model = model_path(SELFIE).read_bytes()
-    modes_cycle = [RunningMode.IMAGE, RunningMode.VIDEO, RunningMode.LIVE_STREAM]
+    """200 segmenters in every mode (LIVE_STREAM ones start and join a worker; XNNPACK starts its threads), created
+    and closed in a fresh process so other tests' heap history does not blur the RSS reading."""
+    import json
 
-    def one(i: int) -> None:
-        mode = modes_cycle[i % 3]
-        got: list[int] = []
-        opts = ImageSegmenterOptions(
-            base_options=BaseOptions(model_asset_buffer=model),
-            running_mode=mode,
-            output_category_mask=True,
-            result_callback=(lambda r, im, ts: got.append(ts)) if mode == RunningMode.LIVE_STREAM else None,
-        )
-        with ImageSegmenter.create_from_options(opts) as seg:
-            if mode == RunningMode.IMAGE:
-                seg.segment(frame)
-            elif mode == RunningMode.VIDEO:
-                seg.segment_for_video(frame, i)
-            else:
-                seg.segment_async(frame, i)
-        if mode == RunningMode.LIVE_STREAM:
-            assert got == [i]
-
-    for i in range(21):
-        one(i)
-    gc.collect()
-    threads, os_threads, rss = threading.active_count(), proc_status("Threads"), proc_status("VmRSS")
-    for i in range(21, 221):
-        one(i)
-    gc.collect()
-    growth_mb = (proc_status("VmRSS") - rss) / 1024
-    assert threading.active_count() == threads
-    assert proc_status("Threads") == os_threads  # XNNPACK's and the postprocessor's threads are gone too
+    proc = subprocess.run(
+        [sys.executable, "-c", _LEAK_CHECK], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    (threads0, os_threads0, rss0), (threads1, os_threads1, rss1) = figures["before"], figures["after"]
+    assert threads1 == threads0
+    assert os_threads1 == os_threads0  # XNNPACK's and the workers' threads are gone too
+    growth_mb = (rss1 - rss0) / 1024
     assert growth_mb < 20, f"RSS grew by {growth_mb:.1f} MB over 200 segmenters"
 
 

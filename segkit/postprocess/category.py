@@ -93,22 +93,26 @@ def category_plan(in_h: int, in_w: int, out_h: int, out_w: int) -> CategoryPlan:
 def vertical(k: np.ndarray, plan: CategoryPlan, rows: slice) -> tuple[np.ndarray, np.ndarray]:
     """The vertical lerps of one channel ``k`` for output ``rows`` at every source column, ``(rows, in_w)``,
     and each distinct column pair's difference ``right - left`` of them, ``(rows, P)``."""
-    a = np.take(k, plan.y0[rows], axis=0)
-    v = np.take(k, plan.y1[rows], axis=0)
+    if k.flags.c_contiguous:
+        a = k.take(plan.y0[rows], 0)
+        v = k.take(plan.y1[rows], 0)
+    else:  # a strided channel of (h, w, C) logits: ``take`` would first copy the whole channel, indexing does not
+        a = k[plan.y0[rows]]
+        v = k[plan.y1[rows]]
     np.subtract(v, a, out=v)
     np.multiply(v, plan.ty[rows], out=v)
     np.add(v, a, out=v)
-    d = np.take(v, plan.pair_x1, axis=1)
-    np.subtract(d, np.take(v, plan.pair_x0, axis=1), out=d)
+    d = v.take(plan.pair_x1, 1)
+    np.subtract(d, v.take(plan.pair_x0, 1), out=d)
     return v, d
 
 
 def horizontal(vd: tuple[np.ndarray, np.ndarray], plan: CategoryPlan, cols: slice, out: np.ndarray) -> np.ndarray:
     """The final lerp ``left + (right - left) * tx`` at output ``cols``, from ``vertical``'s arrays, into ``out``."""
     v, d = vd
-    np.take(d, plan.pair[cols], axis=1, out=out)
+    d.take(plan.pair[cols], 1, out, "clip")  # indices are in range; "clip" avoids buffering
     np.multiply(out, plan.tx[cols], out=out)
-    np.add(out, np.take(v, plan.x0[cols], axis=1), out=out)
+    np.add(out, v.take(plan.x0[cols], 1), out=out)
     return out
 
 

@@ -15,8 +15,11 @@ from .pool import BlockPool
 from .resize import LinearPlan, linear_plan, resize_linear
 
 _PLANS_KEPT = 4
+_F32 = np.dtype(np.float32)
 _TRANSPOSE_BLOCK = 512  # pixels per block when moving (h, w, C) logits to (C, h, w): keeps the copy in cache
-_FEW_CHANNELS = 4  # up to this many channels, one strided copy per channel beats the blocked transpose
+# Above this many channels, activations run on a channel-first copy (made in the activation's own buffer, then
+# activated in place): on the strided view they are slower. Up to it they read the view (faster for C <= 2).
+_FEW_CHANNELS = 2
 _Plan = TypeVar("_Plan", LinearPlan, CategoryPlan)
 
 
@@ -28,7 +31,10 @@ class Postprocessor:
     pays no allocation or page faults on the next call. All work runs on the calling thread: on small numpy
     calls, handing the GIL between two threads costs more than the second core gains (measured; see the
     package notes), so ``num_threads`` is accepted and validated but does not change the schedule. One call at
-    a time per instance: the channel-first copy of the logits lives in a reused buffer.
+    a time per instance (the activated values live in a reused buffer).
+
+    The logits are read in place, as a channel-first strided view of the ``(h, w, C)`` array (no copy of
+    them is made, and none is kept after a call returns: the runtime's output buffer may be handed in).
     """
 
     def __init__(self, activation: int, tensor_shape: tuple[int, int, int], *, num_threads: int | None = None) -> None:
@@ -47,7 +53,7 @@ class Postprocessor:
         self.tensor_shape = (h, w, c)
         self.num_threads = num_threads if num_threads is not None else max(1, min(4, os.cpu_count() or 1))
         self._blocks = BlockPool()
-        self._chw = np.empty((c, h, w), np.float32)
+        self._shapes = ((h, w, c), (1, h, w, c), (h, w)) if c == 1 else ((h, w, c), (1, h, w, c))
         self._act: np.ndarray | None = None  # activated values before resizing, reused
         self._linear: OrderedDict[tuple[int, int], LinearPlan] = OrderedDict()
         self._category: OrderedDict[tuple[int, int], CategoryPlan] = OrderedDict()
@@ -78,19 +84,17 @@ class Postprocessor:
         self._act = None
 
     def _channels_first(self, logits: np.ndarray) -> np.ndarray:
-        """Copy ``(h, w, C)``, ``(1, h, w, C)`` or ``(h, w)`` float logits into the internal ``(C, h, w)`` buffer."""
+        """``(h, w, C)``, ``(1, h, w, C)`` or ``(h, w)`` float logits as a ``(C, h, w)`` view (float32; other float
+        types are converted, which copies). Nothing refers to it after the call."""
         h, w, c = self.tensor_shape
-        a = np.asarray(logits)
-        if a.shape not in ((h, w, c), (1, h, w, c)) and not (c == 1 and a.shape == (h, w)):
+        a = logits if type(logits) is np.ndarray else np.asarray(logits)
+        if a.shape not in self._shapes:
             raise ValueError(f"logits of shape {a.shape} do not match the mask tensor shape {(h, w, c)}")
-        src, dst = a.reshape(h * w, c), self._chw.reshape(c, h * w)
-        if c <= _FEW_CHANNELS:
-            for i in range(c):
-                np.copyto(dst[i], src[:, i], casting="same_kind")
-            return self._chw
-        for s in range(0, h * w, _TRANSPOSE_BLOCK):
-            np.copyto(dst[:, s : s + _TRANSPOSE_BLOCK], src[s : s + _TRANSPOSE_BLOCK].T, casting="same_kind")
-        return self._chw
+        if a.dtype != _F32:
+            if not np.can_cast(a.dtype, _F32, "same_kind"):
+                raise TypeError(f"logits must be floating point, got {a.dtype}")
+            a = a.astype(_F32)
+        return a.reshape(h, w, c).transpose(2, 0, 1)
 
     def _confidence(self, k: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         c, h, w = k.shape
@@ -100,7 +104,9 @@ class Postprocessor:
             act = k
         else:
             if self._act is None:
-                self._act = np.empty_like(k)
+                self._act = np.empty((c, h, w), np.float32)
+            if c > _FEW_CHANNELS and not k.flags.c_contiguous:
+                k = _transpose_into(k, self._act)  # then in place: SIGMOID and the general SOFTMAX allow it
             act = activate(k, self.activation, out=self._act)
         plan = _cached(self._linear, (width, height), lambda: linear_plan(h, w, height, width))
         out = self._blocks.take((c, height, width), np.float32)
@@ -114,6 +120,19 @@ class Postprocessor:
         fill = threshold_mask if c == 1 else argmax_mask
         fill(k, plan, self.activation, out)
         return out
+
+
+def _transpose_into(k: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Copy the ``(C, h, w)`` view ``k`` of C-contiguous ``(h, w, C)`` logits into ``out``, in cache-sized blocks."""
+    c, h, w = k.shape
+    hwc = k.transpose(1, 2, 0)
+    if not hwc.flags.c_contiguous:
+        np.copyto(out, k)
+        return out
+    src, dst = hwc.reshape(h * w, c), out.reshape(c, h * w)
+    for s in range(0, h * w, _TRANSPOSE_BLOCK):
+        np.copyto(dst[:, s : s + _TRANSPOSE_BLOCK], src[s : s + _TRANSPOSE_BLOCK].T)
+    return out
 
 
 def _check_size(width: object, height: object) -> None:

@@ -21,6 +21,8 @@ _ZERO = np.float32(0.0)
 AREA_SIMD_LANES = 4
 # Rows per band: about this many output elements, so a band's temporaries stay in cache.
 BAND_ELEMENTS = 1 << 15
+# Interleaved logits (a channel-first view of ``(h, w, C)``): source rows per horizontal block, all channels.
+INTERLEAVED_ROWS = 6
 
 
 def _half_pixel(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,14 +102,53 @@ def _area2x(src: np.ndarray, out: np.ndarray) -> None:
     np.multiply(out, _QUARTER, out=out)
 
 
+def _interleaved(src: np.ndarray) -> np.ndarray | None:
+    """``src`` ``(C, h, w)`` as the C-contiguous ``(h, w, C)`` array it views (several channels), else None."""
+    if src.shape[0] < 2 or src.dtype != _F32:
+        return None
+    hwc = src.transpose(1, 2, 0)
+    return hwc if hwc.flags.c_contiguous else None
+
+
+def _staged(src: np.ndarray) -> bool:
+    """Whether ``src``'s channel planes are not row-major float32: each band's source rows are then first
+    copied, all channels at once, into a small scratch."""
+    item = src.itemsize
+    return src.dtype != _F32 or src.strides[2] != item or src.strides[1] != src.shape[2] * item
+
+
+def _horizontal_interleaved(
+    hwc: np.ndarray, plan: LinearPlan, s0: int, s1: int, h: np.ndarray, scratch: np.ndarray, weights: np.ndarray
+) -> None:
+    """The horizontal pass of source rows ``[s0, s1)`` for every channel at once, into channel-first ``h``.
+
+    On ``(h, w, C)`` logits a column gather moves C values per index (far cheaper than C single-value
+    gathers); the sums are then moved channel-first, a few rows at a time so the scratch stays in cache.
+    Same operations and order as the per-channel pass, so the same bits.
+    """
+    g0, g1 = scratch[0], scratch[1]
+    for a in range(s0, s1, INTERLEAVED_ROWS):
+        b = min(a + INTERLEAVED_ROWS, s1)
+        t0, t1 = g0[: b - a], g1[: b - a]
+        rows = hwc[a:b]
+        rows.take(plan.x0, 1, t0, "clip")
+        np.multiply(t0, weights[0], out=t0)
+        rows.take(plan.x1, 1, t1, "clip")
+        np.multiply(t1, weights[1], out=t1)
+        np.add(t0, t1, out=t0)
+        np.copyto(h[:, a - s0 : b - s0], t0.transpose(2, 0, 1))
+
+
 @quiet
 def resize_linear(src: np.ndarray, plan: LinearPlan, out: np.ndarray, bands: range | None = None) -> np.ndarray:
     """Resize float32 channels ``(C, in_h, in_w)`` into ``out`` ``(C, out_h, out_w)`` exactly as OpenCV does.
 
-    Runs band by band (``bands``: which of ``plan.bands``, default all), all channels per band, so the band's
-    weights and temporaries stay in cache. The horizontal gather is ``np.take`` into reused scratch; the
-    vertical one uses ``np.repeat`` with per-source-row counts (tap rows never decrease) and the result is
-    written to ``out`` once, by the final add (``out`` is large and rarely in cache).
+    ``src`` may be any strided view (e.g. the model's ``(h, w, C)`` logits seen channel-first): each band's
+    source rows are then copied channel-first into a small scratch, all channels at once, so no full-size
+    channel-first copy is ever made. Runs band by band (``bands``: which of ``plan.bands``, default all), all
+    channels per band, so the band's weights and temporaries stay in cache. Both passes gather with ``take``
+    into reused scratch (the vertical one with per-band row indices), the vertical weights are whole planes
+    (a broadcast column is twice as slow), and the result is written to ``out`` once, by the final add.
     """
     if plan.area2x:
         for c in range(src.shape[0]):
@@ -117,29 +158,58 @@ def resize_linear(src: np.ndarray, plan: LinearPlan, out: np.ndarray, bands: ran
     which = bands if bands is not None else range(len(plan.bands))
     if not len(which):
         return out
+    channels = src.shape[0]
     most_src = max(plan.bands[i][3] - plan.bands[i][2] for i in which)
     most_out = max(plan.bands[i][1] - plan.bands[i][0] for i in which)
-    h_scratch, h1_scratch = np.empty((2, most_src, w), _F32)
+    v_scratch = np.empty((2, most_out, w), _F32)
     b_scratch = np.empty((2, most_out, w), _F32)
+    hwc = _interleaved(src)
+    stage = None
+    if hwc is not None:  # all channels' horizontal pass at once, then the vertical one per channel
+        h_all = np.empty((channels, most_src, w), _F32)
+        rows_scratch = np.empty((2, min(INTERLEAVED_ROWS, most_src), w, channels), _F32)
+        weights = np.empty((2, w, channels), _F32)
+        weights[0] = plan.ax0[:, None]
+        weights[1] = plan.ax1[:, None]
+    else:
+        h_scratch = np.empty((2, most_src, w), _F32)
+        if _staged(src):
+            stage = np.empty((channels, most_src, plan.in_w), _F32)
     x0, x1, ax0, ax1 = plan.x0, plan.x1, plan.ax0, plan.ax1
+    multiply, add = np.multiply, np.add
     for i in which:
         r0, r1, s0, s1 = plan.bands[i]
         n, s = r1 - r0, s1 - s0
         b0, b1 = b_scratch[0, :n], b_scratch[1, :n]
         b0[...] = plan.by0[r0:r1]
         b1[...] = plan.by1[r0:r1]
-        n0, n1 = plan.ny0[i], plan.ny1[i]
-        h, h1 = h_scratch[:s], h1_scratch[:s]
-        for c in range(src.shape[0]):
-            band = src[c, s0:s1]
-            np.take(band, x0, axis=1, out=h, mode="clip")  # indices are in range; "clip" avoids buffering
-            np.multiply(h, ax0, out=h)
-            np.take(band, x1, axis=1, out=h1, mode="clip")
-            np.multiply(h1, ax1, out=h1)
-            np.add(h, h1, out=h)
-            v = np.repeat(h, n0, axis=0)
-            np.multiply(v, b0, out=v)
-            v1 = np.repeat(h, n1, axis=0)
-            np.multiply(v1, b1, out=v1)
-            np.add(v, v1, out=out[c, r0:r1])
+        i0, i1 = plan.y0[r0:r1] - s0, plan.y1[r0:r1] - s0
+        v, v1 = v_scratch[0, :n], v_scratch[1, :n]
+        if hwc is not None:
+            _horizontal_interleaved(hwc, plan, s0, s1, h_all, rows_scratch, weights)
+            for c in range(channels):
+                h = h_all[c, :s]
+                h.take(i0, 0, v, "clip")
+                multiply(v, b0, out=v)
+                h.take(i1, 0, v1, "clip")
+                multiply(v1, b1, out=v1)
+                add(v, v1, out=out[c, r0:r1])
+            continue
+        h, h1 = h_scratch[0, :s], h_scratch[1, :s]
+        rows = src[:, s0:s1]
+        if stage is not None:
+            np.copyto(stage[:, :s], rows, casting="same_kind")
+            rows = stage[:, :s]
+        for c in range(channels):
+            band = rows[c]
+            band.take(x0, 1, h, "clip")  # indices are in range; "clip" avoids buffering
+            multiply(h, ax0, out=h)
+            band.take(x1, 1, h1, "clip")
+            multiply(h1, ax1, out=h1)
+            add(h, h1, out=h)
+            h.take(i0, 0, v, "clip")
+            multiply(v, b0, out=v)
+            h.take(i1, 0, v1, "clip")
+            multiply(v1, b1, out=v1)
+            add(v, v1, out=out[c, r0:r1])
     return out

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 _FLT_EPSILON = 1.1920928955078125e-07
+# the first three float32 lanes of a four-lane pixel, as one 12-byte field
+_RGB_OF_RGBA32 = np.dtype({"names": ["rgb"], "formats": ["V12"], "offsets": [0], "itemsize": 16})
 
 def with_alpha(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """RGBA copy of ``pixels`` whose 4th channel is ``alpha`` (uint8 (H, W)), e.g. the hair model's last mask."""
@@ -109,17 +111,8 @@ class Preprocessor:
         self._out = np.empty((1, spec.height, spec.width, spec.channels), dtype=spec.dtype)
         n = spec.height * spec.width * spec.channels
         if spec.channels == 3:
-            h, row = spec.height, spec.width * 3
-            self._gather = np.empty(n, dtype=np.uint8)
-            self._acc = np.empty(n, dtype=np.int32)
-            self._tmp = np.empty(n, dtype=np.int32)
-            self._sep_bufs = (
-                self._gather,
-                np.empty((h, row), np.uint16),
-                np.empty((h, row), np.uint16),
-                self._acc.view(np.uint32).reshape(h, row),
-                self._tmp.view(np.uint32).reshape(h, row),
-            )
+            # warp scratch per input lane count (3: RGB, 4: RGBA pixels), made on first use
+            self._warp_bufs: dict[int, tuple[np.ndarray, ...]] = {}
         else:
             self._resized = np.empty((spec.height, spec.width * 4), dtype=np.uint8)
             self._rgba: np.ndarray | None = None  # opaque RGBA copy of 3-channel pixels, reused per size
@@ -165,44 +158,44 @@ class Preprocessor:
         return plan
 
     def _warp(self, pixels: np.ndarray, rotation: int) -> np.ndarray:
-        """3-channel path: the perspective warp as one gather + integer multiply-add + shift, then the LUT."""
+        """3-channel path: the perspective warp (whole-pixel gathers, integer X pass, exact float32 Y pass), then
+        the normalization."""
         h, w, c = pixels.shape
         spec = self.spec
         plan: WarpPlan = self._plan(  # type: ignore[assignment]
             (h, w, c, rotation), lambda: make_warp_plan(h, w, c, spec.height, spec.width, rotation)
         )
-        flat = pixels.reshape(-1)
-        if plan.separable:
-            self._separable_band(flat, plan, slice(0, spec.height))
-            return self._out
-        index = self._warp_2d(flat, plan)
-        out = self._out.reshape(-1)
-        if self._affine is not None:
-            normalize_into(index, out, *self._affine)
-        else:
-            np.copyto(out, index, casting="unsafe")
+        self._warp_band(pixels.reshape(-1), plan, slice(0, spec.height), c)
         return self._out
 
-    def _separable_band(self, flat: np.ndarray, plan: WarpPlan, rows: slice) -> None:
-        index = apply_separable(flat, plan, rows, self._sep_bufs)
-        out = self._out[0, rows].reshape(index.shape)
-        if self._affine is not None:
-            normalize_into(index, out, *self._affine)
-        else:
-            np.copyto(out, index, casting="unsafe")
+    def _bufs(self, lanes: int) -> tuple[np.ndarray, ...]:
+        """The warp's scratch for ``lanes``-byte pixels: g uint8, top and bot uint16, a and b float32, each
+        (h, w*lanes); for a float model reading RGB pixels ``a`` is the tensor itself."""
+        bufs = self._warp_bufs.get(lanes)
+        if bufs is None:
+            shape = (self.spec.height, self.spec.width * lanes)
+            top_bot = np.empty((2, *shape), np.uint16)
+            a = (self._out[0].reshape(shape) if lanes == 3 and self.spec.normalized
+                 else np.empty(shape, np.float32))
+            bufs = (np.empty(shape, np.uint8), top_bot[0], top_bot[1], a, np.empty(shape, np.float32))
+            self._warp_bufs[lanes] = bufs
+        return bufs
 
-    def _warp_2d(self, flat: np.ndarray, plan: WarpPlan) -> np.ndarray:
-        """The general warp: one gather per tap times its 2-D weight, summed; ``(S + 512) >> 10`` as int32."""
-        g, acc, tmp = self._gather, self._acc, self._tmp
-        np.take(flat, plan.offsets[0], out=g, mode="clip")
-        np.multiply(g, plan.weights[0], out=acc)
-        for k in (1, 2, 3):
-            np.take(flat, plan.offsets[k], out=g, mode="clip")
-            np.multiply(g, plan.weights[k], out=tmp)
-            acc += tmp
-        acc += 512
-        acc >>= 10
-        return acc
+    def _warp_band(self, flat: np.ndarray, plan: WarpPlan, rows: slice, channels: int = 3) -> None:
+        """Rows ``rows`` of the tensor through the warp. For a float model reading RGB pixels the warp already
+        wrote the integer pixel values into the tensor, normalized here in place."""
+        bufs = self._bufs(channels)
+        values = apply_separable(flat, plan, rows, bufs, channels)
+        out = self._out[0, rows]
+        if channels == 4:  # keep the RGB lanes: one strided copy of 12-byte items into float32 (rows, w, 3)
+            rgb = bufs[4].reshape(-1)[: out.size].reshape(out.shape)
+            np.copyto(rgb.reshape(-1).view("V12"), values.reshape(-1).view(_RGB_OF_RGBA32)["rgb"])
+            values = rgb
+        out = out.reshape(values.shape)
+        if self._affine is not None:
+            normalize_into(values, out, *self._affine)
+        else:
+            np.copyto(out, values, casting="unsafe")
 
     def _resize(self, pixels: np.ndarray, alpha_needed: bool) -> np.ndarray:
         """4-channel path: ``cv::resize`` (AREA when shrinking in both axes, else LINEAR), alpha rule, then

@@ -3,7 +3,8 @@
 MediaPipe builds a rotated ROI, maps its corners onto the tensor with ``cv::getPerspectiveTransform`` and calls
 ``cv::warpPerspective(INTER_LINEAR, BORDER_REPLICATE)`` on the uint8 image. The plan below redoes that float
 arithmetic step by step (float32 where the C++ uses float, double elsewhere, no FMA) and turns it into integer
-gather indices and 5-bit bilinear weights, so applying it is one gather plus an integer multiply-add.
+whole-pixel gather indices and 5-bit bilinear weights; applying it is four gathers, an integer X pass and a
+float32 Y pass whose values are exact integers scaled by powers of two.
 """
 
 from __future__ import annotations
@@ -19,20 +20,33 @@ _INT_MIN, _INT_MAX = -2147483648.0, 2147483647.0
 
 @dataclass(frozen=True)
 class WarpPlan:
-    """Gather offsets (per output element, relative to a flat pixel buffer) and the four bilinear weights."""
+    """Per-pixel gather indices of the four bilinear taps and the weights that combine them.
+
+    ``offsets`` index the image as a flat array of whole pixels (``y * image_width + x``), so one gather moves a
+    pixel's three (or four) bytes at once; ``pixel_view`` gives that view of the image."""
 
     height: int
     width: int
-    offsets: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # intp, shape (h*w*3,)
-    weights: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # int32, shape (h*w*3,)
-    # Separable form, set when the 1/32-pixel source X depends only on the tensor column and Y only on the row
-    # (rotation 0/180), or X only on the row and Y only on the column (90/270), checked exactly over the whole
-    # grid. Then ``S = (o0*gx + o1*fx)*gy + (o2*gx + o3*fx)*fy`` (the 2-D weights factor exactly), with the
-    # X weights ``(gx, fx)`` and Y weights ``(gy, fy)`` shaped to broadcast over the (h, w*3) output: (w*3,) for
-    # weights that follow the column, (h, 1) for weights that follow the row.
+    # intp, shape (h*w,), taps (y0, x0) (y0, x1) (y1, x0) (y1, x1)
+    offsets: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    # Only for the 2-D form (None when separable): the 5-bit fractions (fx, fy) per tensor pixel, repeated per
+    # channel lane of the image, uint8 (h, w*channels); the weights 32-f and f are derived per call.
+    weights: tuple[np.ndarray, np.ndarray] | None
+    # Separable form, set when the 1/32-pixel source X fraction depends only on the tensor column and the Y
+    # fraction only on the row (rotation 0/180), or X only on the row and Y only on the column (90/270), checked
+    # exactly over the whole grid. Then ``S = (o0*gx + o1*fx)*gy + (o2*gx + o3*fx)*fy`` (the 2-D weights factor
+    # exactly), with the X weights ``(gx, fx)`` and Y weights ``(gy, fy)`` shaped to broadcast over the
+    # (h, w*channels) gathered pixels: (w*channels,) for weights that follow the column, (h, 1) for the row.
     separable: bool = False
     x_weights: tuple[np.ndarray, np.ndarray] | None = None  # uint16, 32 - fx and fx
-    y_weights: tuple[np.ndarray, np.ndarray] | None = None  # uint32, 32 - fy and fy
+    # float32, (32 - fy) / 1024 and fy / 1024: every partial sum is an integer below 2**24 times 2**-10, so the
+    # float32 Y pass is exact and ``floor(S / 1024 + 0.5)`` equals ``(S + 512) >> 10``.
+    y_weights: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def pixel_view(flat: np.ndarray, channels: int) -> np.ndarray:
+    """A flat C-contiguous uint8 (H*W*channels,) image as (H*W,) whole pixels: 3-byte voids or uint32 RGBA."""
+    return flat.view(np.uint32) if channels == 4 else flat.view("V3")
 
 
 def roi_corners(image_width: int, image_height: int, rotation_degrees: int) -> list[tuple[np.float32, np.float32]]:
@@ -125,14 +139,18 @@ def invert3(m: list[float]) -> list[float]:
     ]
 
 
-def source_coords(inv: list[float], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``WarpPerspectiveInvoker``'s 1/32-pixel source coordinates (int64, shape (height, width)) for each tensor pixel."""
+def source_coords(
+    inv: list[float], height: int, width: int, rows: slice | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``WarpPerspectiveInvoker``'s 1/32-pixel source coordinates (int64, shape (rows, width)) for each tensor
+    pixel of ``rows`` (default all ``height`` rows)."""
     m0, m1, m2, m3, m4, m5, m6, m7, m8 = inv
+    r0, r1 = (0, height) if rows is None else (rows.start, rows.stop)
     bw0 = min(1024 // min(16, height), width)
     u = np.arange(width, dtype=np.int64)
     xb = ((u // bw0) * bw0).astype(np.float64)[None, :]
     x1 = (u % bw0).astype(np.float64)[None, :]
-    r = np.arange(height, dtype=np.float64)[:, None]
+    r = np.arange(r0, r1, dtype=np.float64)[:, None]
     x0 = (m0 * xb + m1 * r) + m2
     y0 = (m3 * xb + m4 * r) + m5
     w0 = (m6 * xb + m7 * r) + m8
@@ -152,103 +170,128 @@ def warp_matrix(image_height: int, image_width: int, height: int, width: int, ro
     return invert3(perspective_matrix(src, dst))
 
 
+_PLAN_CHUNK = 16384  # tensor pixels per chunk of the plan build: bounds its float64/int64 temporaries
+
+
 def make_warp_plan(
-    image_height: int, image_width: int, channels: int, height: int, width: int, rotation_degrees: int
+    image_height: int, image_width: int, channels: int, height: int, width: int, rotation_degrees: int,
+    *, allow_separable: bool = True,
 ) -> WarpPlan:
-    """Gather offsets and weights that warp a C-contiguous (image_height, image_width, channels) uint8 image to
-    (height, width, 3), sampling its first three channels."""
+    """Gather indices and weights that warp a C-contiguous (image_height, image_width, channels) uint8 image to
+    (height, width, 3), sampling its first three channels. ``allow_separable=False`` forces the 2-D form.
+
+    The grid is built in row chunks, so the transient memory stays small; the plan keeps four intp indices and
+    (only for the 2-D form) four int32 weights per tensor pixel, plus per-row/column weights."""
     inv = warp_matrix(image_height, image_width, height, width, rotation_degrees)
-    sx, sy = source_coords(inv, height, width)
-    ix = np.clip(sx >> 5, -32768, 32767)
-    iy = np.clip(sy >> 5, -32768, 32767)
-    fx = (sx & 31).astype(np.int32)
-    fy = (sy & 31).astype(np.int32)
-    x_lo = np.clip(ix, 0, image_width - 1)
-    x_hi = np.clip(ix + 1, 0, image_width - 1)
-    y_lo = np.clip(iy, 0, image_height - 1)
-    y_hi = np.clip(iy + 1, 0, image_height - 1)
-    chan = np.arange(3, dtype=np.intp)
-
-    def offsets(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        base = (yy.astype(np.intp) * image_width + xx.astype(np.intp)) * channels
-        return (base[..., None] + chan).reshape(-1)
-
-    def spread(w: np.ndarray) -> np.ndarray:
-        return np.repeat(w.reshape(-1), 3).astype(np.int32)
-
-    gx, gy = 32 - fx, 32 - fy
-    sep = _separable_weights(sx, sy)
-    return WarpPlan(
-        height,
-        width,
-        (offsets(y_lo, x_lo), offsets(y_lo, x_hi), offsets(y_hi, x_lo), offsets(y_hi, x_hi)),
-        (spread(gx * gy), spread(fx * gy), spread(gx * fy), spread(fx * fy)),
-        sep is not None,
-        *(sep if sep is not None else (None, None)),
-    )
+    n = height * width
+    offsets = tuple(np.empty(n, np.intp) for _ in range(4))
+    fxs = np.empty((height, width), np.uint8)
+    fys = np.empty((height, width), np.uint8)
+    step = max(1, _PLAN_CHUNK // width)
+    for r0 in range(0, height, step):
+        r1 = min(height, r0 + step)
+        sx, sy = source_coords(inv, height, width, slice(r0, r1))
+        np.bitwise_and(sx, 31, out=fxs[r0:r1], casting="unsafe")
+        np.bitwise_and(sy, 31, out=fys[r0:r1], casting="unsafe")
+        ix = np.clip(sx >> 5, -32768, 32767)
+        iy = np.clip(sy >> 5, -32768, 32767)
+        del sx, sy
+        x_lo = np.clip(ix, 0, image_width - 1)
+        x_hi = np.clip(ix + 1, 0, image_width - 1)
+        y_lo = np.clip(iy, 0, image_height - 1) * image_width
+        y_hi = np.clip(iy + 1, 0, image_height - 1) * image_width
+        lo, hi = r0 * width, r1 * width
+        for k, (yy, xx) in enumerate(((y_lo, x_lo), (y_lo, x_hi), (y_hi, x_lo), (y_hi, x_hi))):
+            np.add(yy, xx, out=offsets[k][lo:hi].reshape(r1 - r0, width), casting="unsafe")
+    sep = _separable_weights(fxs, fys, channels) if allow_separable else None
+    if sep is not None:
+        return WarpPlan(height, width, offsets, None, True, *sep)  # type: ignore[arg-type]
+    lanes = (height, width * channels)
+    return WarpPlan(height, width, offsets,  # type: ignore[arg-type]
+                    (np.repeat(fxs.reshape(-1), channels).reshape(lanes),
+                     np.repeat(fys.reshape(-1), channels).reshape(lanes)))
 
 
 def _separable_weights(
-    sx: np.ndarray, sy: np.ndarray
+    fx: np.ndarray, fy: np.ndarray, channels: int = 3
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
-    """Broadcastable X and Y weight pairs when each fixed-point coordinate (integer part and 5-bit fraction)
-    is exactly constant down the columns or along the rows of the tensor grid; None otherwise.
+    """Broadcastable X and Y weight pairs when each 5-bit fraction (uint8 (h, w)) is exactly constant down the
+    columns or along the rows of the tensor grid; None otherwise. Column weights are repeated per channel lane.
 
     The 2-D weights are products ``(32-fx or fx) * (32-fy or fy)``, so the bilinear sum factors exactly into a
-    pass with the X weights and a pass with the Y weights whichever axis each one follows."""
+    pass with the X weights and a pass with the Y weights whichever axis each one follows; the taps keep their
+    own per-pixel indices, so only the fractions need to factor."""
 
-    def along(v: np.ndarray, dtype: type) -> tuple[np.ndarray, np.ndarray] | None:
-        f = (v & 31).astype(np.int64)  # only the fractions need to factor: the taps keep their 2-D offsets
-        if (f == f[:1, :]).all():  # follows the tensor column: (w*3,)
-            col = np.repeat(f[0], 3)
-            return (32 - col).astype(dtype), col.astype(dtype)
+    def along(f: np.ndarray) -> np.ndarray | None:
+        if (f == f[:1, :]).all():  # follows the tensor column: (w*channels,)
+            return np.repeat(f[0], channels)
         if (f == f[:, :1]).all():  # follows the tensor row: (h, 1)
-            row = f[:, :1]
-            return (32 - row).astype(dtype), row.astype(dtype)
+            return f[:, :1].copy()
         return None
 
-    xw, yw = along(sx, np.uint16), along(sy, np.uint32)
-    return None if xw is None or yw is None else (xw, yw)
+    ax, ay = along(fx), along(fy)
+    if ax is None or ay is None:
+        return None
+    col, row = ax.astype(np.uint16), ay.astype(np.float32)
+    return (32 - col, col), ((32 - row) * _F32(1 / 1024), row * _F32(1 / 1024))
 
 
 def apply_separable(
     flat: np.ndarray,
     plan: WarpPlan,
     rows: slice,
-    bufs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    bufs: tuple[np.ndarray, ...],
+    channels: int = 3,
 ) -> np.ndarray:
-    """The separable warp of tensor rows ``rows`` (a band): uint32 ``(S + 512) >> 10`` as a (rows, w*3) view.
+    """The warp of tensor rows ``rows`` (a band): ``(S + 512) >> 10`` as float32, a (rows, w*channels) view
+    whose lanes past the third (RGBA input) are garbage. Works for separable and 2-D plans.
 
-    ``flat`` is the image as a flat uint8 buffer; ``bufs`` are whole-tensor scratch arrays (g uint8 (h*w*3,),
-    top and bot uint16 (h, w*3), S and tmp uint32 (h, w*3)); only the band's rows of each are touched, so bands
-    can run on different threads. Integer arithmetic throughout: the result equals the 2-D formula exactly."""
-    n = plan.width * 3
+    ``flat`` is the image as a flat uint8 buffer of ``channels``-byte pixels; ``bufs`` are whole-tensor scratch
+    arrays, each (h, w*channels) or longer: g uint8, top and bot uint16, then float32 ``a`` and ``b``; only the
+    band's rows of each are touched, so bands can run on different threads. ``a`` may be the tensor itself (3
+    channels): the result is written there. The X pass is integer, the Y pass float32 with every value an exact
+    integer below 2**24 scaled by a power of two, so the result equals the integer 2-D formula exactly."""
+    w = plan.width
+    n = w * channels
     r0, r1 = rows.start, rows.stop
-    lo, hi = r0 * n, r1 * n
-    g = bufs[0][lo:hi]
-    g2 = g.reshape(r1 - r0, n)
-    top, bot, s, t = bufs[1][r0:r1], bufs[2][r0:r1], bufs[3][r0:r1], bufs[4][r0:r1]
-    t16 = t.reshape(-1).view(np.uint16)[: (r1 - r0) * n].reshape(r1 - r0, n)
-    gx, fx = plan.x_weights  # type: ignore[misc]
-    gy, fy = plan.y_weights  # type: ignore[misc]
-    if gx.ndim == 2:
-        gx, fx = gx[r0:r1], fx[r0:r1]
-    if gy.ndim == 2:
-        gy, fy = gy[r0:r1], fy[r0:r1]
+    m = r1 - r0
+    g, top, bot, a, b = (x.reshape(-1)[r0 * n : r1 * n].reshape(m, n) for x in bufs)
+    src, gv = pixel_view(flat, channels), pixel_view(g.reshape(-1), channels)
+    t16 = b.reshape(-1).view(np.uint16)[: m * n].reshape(m, n)
+    lo, hi = r0 * w, r1 * w
     o = plan.offsets
-    np.take(flat, o[0][lo:hi], out=g, mode="clip")
-    np.multiply(g2, gx, out=top)
-    np.take(flat, o[1][lo:hi], out=g, mode="clip")
-    np.multiply(g2, fx, out=t16)
-    np.add(top, t16, out=top)
-    np.take(flat, o[2][lo:hi], out=g, mode="clip")
-    np.multiply(g2, gx, out=bot)
-    np.take(flat, o[3][lo:hi], out=g, mode="clip")
-    np.multiply(g2, fx, out=t16)
-    np.add(bot, t16, out=bot)
-    np.multiply(top, gy, out=s)
-    np.multiply(bot, fy, out=t)
-    np.add(s, t, out=s)
-    np.add(s, 512, out=s)
-    np.right_shift(s, 10, out=s)
-    return s
+    if plan.separable:
+        gx, fx = plan.x_weights  # type: ignore[misc]
+        gy, fy = plan.y_weights  # type: ignore[misc]
+        if gx.ndim == 2:
+            gx, fx = gx[r0:r1], fx[r0:r1]
+        if gy.ndim == 2:
+            gy, fy = gy[r0:r1], fy[r0:r1]
+    else:
+        fx, fy = (v[r0:r1] for v in plan.weights)  # type: ignore[union-attr]
+        gx = a.reshape(-1).view(np.uint8)[: m * n].reshape(m, n)  # a is free until the Y pass
+        np.subtract(32, fx, out=gx)
+    for dst, k0, k1 in ((top, 0, 1), (bot, 2, 3)):
+        np.take(src, o[k0][lo:hi], out=gv, mode="clip")
+        np.multiply(g, gx, out=dst, dtype=np.uint16)
+        np.take(src, o[k1][lo:hi], out=gv, mode="clip")
+        np.multiply(g, fx, out=t16, dtype=np.uint16)
+        np.add(dst, t16, out=dst)
+    if plan.separable:
+        np.copyto(b, bot)
+        np.multiply(b, fy, out=b)
+        np.copyto(a, top)
+        np.multiply(a, gy, out=a)
+        np.add(a, b, out=a)
+        np.add(a, _F32(0.5), out=a)
+    else:  # S = 32*top + (bot - top)*fy, each partial an integer below 2**24
+        np.subtract(bot, top, out=t16)
+        np.copyto(b, t16.view(np.int16))
+        np.multiply(b, fy, out=b)
+        np.copyto(a, top)
+        np.multiply(a, _F32(32), out=a)
+        np.add(a, b, out=a)
+        np.add(a, _F32(512), out=a)
+        np.multiply(a, _F32(1 / 1024), out=a)
+    np.floor(a, out=a)
+    return a

@@ -14,6 +14,7 @@ from segkit.preprocess import InputSpec, Preprocessor, normalization_lut, to_pix
 from segkit.preprocess import resize as rs
 from segkit.preprocess.color import SRGB, SRGBA
 from segkit.preprocess.normalize import normalization_affine, normalize_into
+from segkit.preprocess import warp as wp
 from segkit.preprocess.warp import make_warp_plan
 
 SIZES = st.integers(1, 700)
@@ -27,7 +28,7 @@ def both_ways(image: np.ndarray, spec: InputSpec, rotation: int) -> tuple[np.nda
     got = fast(image, rotation).copy()
     (key, plan), = fast._plans.items()
     slow = Preprocessor(spec)
-    slow._plans[key] = dataclasses.replace(plan, separable=False)
+    slow._plans[key] = make_warp_plan(*image.shape, spec.height, spec.width, rotation, allow_separable=False)
     return got, slow(image, rotation).copy(), plan.separable
 
 
@@ -124,3 +125,86 @@ def test_hair_srgb_shortcut_equals_rgba_input(image_hw: tuple[int, int], keep_al
     assert np.array_equal(pre(pixels, keep_alpha=keep_alpha), want)
     if not keep_alpha:
         assert (want[..., 3] == 0).all()
+
+
+def reference_warp(image: np.ndarray, h: int, w: int, rotation: int) -> np.ndarray:
+    """The integer bilinear formula straight from the 1/32-pixel source coordinates, int64 throughout: uint8
+    (h, w, 3), independent of the plan layout, the gathers and the float Y pass."""
+    H, W, _ = image.shape
+    sx, sy = wp.source_coords(wp.warp_matrix(H, W, h, w, rotation), h, w)
+    ix, iy = np.clip(sx >> 5, -32768, 32767), np.clip(sy >> 5, -32768, 32767)
+    fx, fy = (sx & 31)[..., None], (sy & 31)[..., None]
+    x0, x1 = np.clip(ix, 0, W - 1), np.clip(ix + 1, 0, W - 1)
+    y0, y1 = np.clip(iy, 0, H - 1), np.clip(iy + 1, 0, H - 1)
+    px = image[..., :3].astype(np.int64)
+    s = ((px[y0, x0] * (32 - fx) + px[y0, x1] * fx) * (32 - fy) + (px[y1, x0] * (32 - fx) + px[y1, x1] * fx) * fy)
+    return ((s + 512) >> 10).astype(np.uint8)
+
+
+@settings(deadline=None, max_examples=150)
+@given(SIZES, SIZES, TENSORS, st.sampled_from([0, 90, 180, 270, -90, 450]), st.sampled_from([3, 4]),
+       st.booleans(), st.integers(0, 2**32 - 1))
+@example(480, 640, (256, 256), 0, 3, True, 0)
+@example(480, 640, (256, 256), 90, 4, True, 0)
+@example(1080, 1920, (512, 512), 180, 3, True, 0)  # not separable
+@example(1080, 1920, (512, 512), 180, 4, True, 0)  # not separable, RGBA pixels
+@example(1, 1, (7, 5), 270, 4, False, 0)
+@example(3, 701, (1, 1), 90, 3, False, 0)
+def test_warp_equals_integer_reference(H: int, W: int, tensor: tuple[int, int], rotation: int, cn: int,
+                                       separable: bool, seed: int) -> None:
+    """Both plan forms, RGB and RGBA pixels, uint8 and float models, against the plain int64 formula."""
+    image = np.random.default_rng(seed).integers(0, 256, (H, W, cn), dtype=np.uint8)
+    want = reference_warp(image, *tensor, rotation)
+    plan = wp.make_warp_plan(H, W, cn, *tensor, rotation, allow_separable=separable)
+    for dtype, norm in (("uint8", (None, None)), ("float32", (127.5, 127.5))):
+        pre = Preprocessor(InputSpec(*tensor, 3, dtype, *norm))
+        pre._plans[(H, W, cn, rotation)] = plan
+        got = pre(image, rotation)[0]
+        if dtype == "uint8":
+            assert np.array_equal(got, want)
+        else:
+            assert np.array_equal(got.view(np.uint32), normalization_lut(*norm)[want].view(np.uint32))
+
+
+@pytest.mark.parametrize(("H", "W", "cn", "h", "w", "rotation"),
+                         [(480, 640, 3, 257, 257, 0), (480, 640, 4, 256, 256, 90), (1080, 1920, 3, 512, 512, 180),
+                          (37, 53, 3, 61, 3, 270), (5, 3, 4, 2, 300, 180)])
+def test_chunked_plan_build_equals_one_chunk(monkeypatch: pytest.MonkeyPatch, H: int, W: int, cn: int, h: int,
+                                             w: int, rotation: int) -> None:
+    whole = wp.make_warp_plan(H, W, cn, h, w, rotation)
+    monkeypatch.setattr(wp, "_PLAN_CHUNK", 1)  # one row per chunk
+    rows = wp.make_warp_plan(H, W, cn, h, w, rotation)
+    sx, sy = wp.source_coords(wp.warp_matrix(H, W, h, w, rotation), h, w)
+    part_x, part_y = wp.source_coords(wp.warp_matrix(H, W, h, w, rotation), h, w, slice(h // 2, h))
+    assert np.array_equal(part_x, sx[h // 2:]) and np.array_equal(part_y, sy[h // 2:])
+    assert whole.separable == rows.separable
+    for a, b in zip(dataclasses.astuple(whole), dataclasses.astuple(rows), strict=True):
+        for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True):
+            assert np.array_equal(x, y)
+
+
+def test_plan_keeps_per_pixel_indices_only() -> None:
+    """The plan holds one intp index per tensor pixel and tap, and 2-D weights only when it is not separable."""
+    sep = wp.make_warp_plan(480, 640, 3, 257, 257, 0)
+    assert sep.separable and sep.weights is None
+    assert all(o.shape == (257 * 257,) and o.dtype == np.intp for o in sep.offsets)
+    assert sep.x_weights[0].shape == (257 * 3,) and sep.y_weights[0].shape == (257, 1)
+    full = wp.make_warp_plan(1080, 1920, 3, 512, 512, 180)
+    assert not full.separable and full.x_weights is None
+    assert all(v.dtype == np.uint8 and v.shape == (512, 512 * 3) for v in full.weights)
+    nbytes = sum(o.nbytes for o in sep.offsets) + sum(v.nbytes for v in sep.x_weights + sep.y_weights)
+    assert nbytes < 2.2e6
+
+
+@pytest.mark.parametrize(("cn", "rotation", "separable"), [(3, 0, True), (4, 90, True), (3, 180, False),
+                                                           (4, 270, False)])
+def test_warp_bands_equal_whole(cn: int, rotation: int, separable: bool) -> None:
+    image = np.random.default_rng(cn).integers(0, 256, (101, 163, cn), dtype=np.uint8)
+    spec = InputSpec(67, 45, 3, "float32", 127.5, 127.5)
+    whole = Preprocessor(spec)
+    want = whole(image, rotation).copy()
+    banded_pre = Preprocessor(spec)
+    plan = wp.make_warp_plan(101, 163, cn, 67, 45, rotation, allow_separable=separable)
+    for r0 in range(0, 67, 10):
+        banded_pre._warp_band(image.reshape(-1), plan, slice(r0, min(67, r0 + 10)), cn)
+    assert np.array_equal(banded_pre._out, want)

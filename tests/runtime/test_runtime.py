@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -247,3 +247,135 @@ def test_tensor_spec_is_frozen() -> None:
     spec = TensorSpec("x", (1, 2), np.dtype(np.float32), None)
     with pytest.raises(AttributeError):
         spec.name = "y"  # type: ignore[misc]
+
+
+# --- zero-copy outputs: arrays over the interpreter's own buffers, safe to keep -----------------------------------
+
+
+def _fresh_output(name: str, x: np.ndarray) -> np.ndarray:
+    """The model's output for ``x`` from a plain LiteRT interpreter (copied out), as the reference."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(model_path(name)), num_threads=1)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    return np.array(it.get_tensor(it.get_output_details()[-1]["index"]))
+
+
+@pytest.mark.parametrize("name", ["selfie_segmenter.tflite", "deeplabv3.tflite"])
+def test_outputs_are_the_interpreters_buffers_without_a_copy(name: str) -> None:
+    rt = _open(name, num_threads=1)
+    x = _input(rt, 10)
+    (out,) = rt.run(x)
+    assert isinstance(rt, InterpreterRuntime)
+    live = rt._output_views[-1]()
+    assert np.shares_memory(out, live), "no copy: the returned array is the interpreter's output tensor"
+    del live
+    assert out.flags.writeable and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, _fresh_output(name, x))
+
+
+def test_two_runs_in_a_row_and_a_caller_that_copies() -> None:
+    name = "selfie_segmenter_landscape.tflite"
+    rt = _open(name, num_threads=1)
+    xa, xb = _input(rt, 11), _input(rt, 12) * 0.3
+    a = rt.run(xa)[0].copy()
+    b = rt.run(xb)[0].copy()
+    np.testing.assert_array_equal(a, _fresh_output(name, xa))
+    np.testing.assert_array_equal(b, _fresh_output(name, xb))
+    assert not np.array_equal(a, b)
+
+
+def test_a_caller_that_keeps_the_array_never_blocks_the_next_run() -> None:
+    """LiteRT's own ``tensor()`` views make ``invoke()`` raise while alive; the runtime's arrays must not."""
+    name = "selfie_segmenter_landscape.tflite"
+    rt = _open(name, num_threads=1)
+    xa, xb = _input(rt, 13), _input(rt, 14) * 0.3
+    kept = rt.run(xa)[0]
+    part = kept[0, 10:20]  # a view of it, kept too
+    assert isinstance(rt, InterpreterRuntime)
+    assert rt._interpreter._safe_to_run(), "no array pins LiteRT's wrapper (invoke() would refuse to run)"
+    (now,) = rt.run(xb)  # must not raise
+    expected_b = _fresh_output(name, xb)
+    np.testing.assert_array_equal(now, expected_b)
+    np.testing.assert_array_equal(kept, expected_b)  # documented: the next run overwrites what was kept
+    np.testing.assert_array_equal(part, expected_b[0, 10:20])
+
+
+def test_outputs_held_in_a_traceback_do_not_break_later_runs() -> None:
+    rt = _open("selfie_segmenter.tflite", num_threads=1)
+    x = _input(rt, 15)
+    errors = []
+
+    def failing_consumer() -> None:
+        logits = rt.run(x)[0]  # noqa: F841 - kept alive by the traceback's frame
+        raise ValueError("postprocessing failed")
+
+    try:
+        failing_consumer()
+    except ValueError as e:
+        errors.append(e)  # as the live-stream worker keeps a pending error
+    assert errors[0].__traceback__ is not None
+    np.testing.assert_array_equal(rt.run(x)[0], _fresh_output("selfie_segmenter.tflite", x))
+
+
+def test_kept_outputs_stay_readable_after_close() -> None:
+    rt = _open("selfie_segmenter.tflite", num_threads=1)
+    x = _input(rt, 16)
+    out = rt.run(x)[0]
+    expected = out.copy()
+    rt.close()
+    import gc
+
+    gc.collect()
+    np.testing.assert_array_equal(out, expected)  # the interpreter lives as long as the array
+    with pytest.raises(RuntimeError, match="closed"):
+        rt.run(x)
+
+
+class _MovingInterpreter:
+    """A fake TFLite interpreter: output tensors optionally dynamic, or moving to a new buffer on each invoke."""
+
+    def __init__(self, *, dynamic: bool = False, moves: bool = False, **kwargs: Any) -> None:
+        self.dynamic, self.moves = dynamic, moves
+        self.x = np.zeros((1, 4, 4, 3), np.float32)
+        self.y = np.zeros((1, 4, 4, 2), np.float32)
+        self.invokes = 0
+
+    def allocate_tensors(self) -> None:
+        pass
+
+    def get_input_details(self) -> list[dict[str, Any]]:
+        return [{"name": "in", "index": 0, "shape": np.array(self.x.shape), "dtype": np.float32}]
+
+    def get_output_details(self) -> list[dict[str, Any]]:
+        signature = np.array([1, -1, -1, 2]) if self.dynamic else np.array(self.y.shape)
+        shape = np.array(self.y.shape)
+        return [{"name": "out", "index": 1, "shape": shape, "shape_signature": signature, "dtype": np.float32}]
+
+    def tensor(self, index: int) -> Callable[[], np.ndarray]:
+        return (lambda: self.x) if index == 0 else (lambda: self.y)
+
+    def invoke(self) -> None:
+        self.invokes += 1
+        if self.moves:
+            self.y = np.empty_like(self.y)
+        self.y[...] = self.x[..., :2] + self.invokes
+
+
+@pytest.mark.parametrize("kind", ["static", "dynamic", "moves"])
+def test_buffers_that_may_move_are_copied(kind: str) -> None:
+    def cls(**kwargs: Any) -> _MovingInterpreter:
+        return _MovingInterpreter(dynamic=kind == "dynamic", moves=kind == "moves", **kwargs)
+
+    rt = InterpreterRuntime(cls, b"", 1, "fake")
+    x = np.arange(48, dtype=np.float32).reshape(1, 4, 4, 3)
+    first = rt.run(x)[0]
+    first_copy = first.copy()
+    second = rt.run(x)[0]
+    np.testing.assert_array_equal(first_copy, x[..., :2] + 1)
+    np.testing.assert_array_equal(second, x[..., :2] + 2)
+    assert second is first
+    fake = rt._interpreter
+    assert np.shares_memory(second, fake.y) == (kind == "static")

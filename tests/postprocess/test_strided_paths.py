@@ -1,0 +1,158 @@
+"""The zero-copy paths equal the old generic code bit for bit: logits read in place as a strided ``(C, h, w)``
+view of ``(h, w, C)`` (all channels' horizontal pass at once), staged bands, and category sampling of a strided
+channel; and the Postprocessor keeps no reference to the logits it was given."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+
+import numpy as np
+import pytest
+
+import segkit.postprocess.resize as resize
+from segkit.postprocess import Postprocessor, argmax_mask, category_plan, linear_plan, resize_linear, threshold_mask
+from segkit.postprocess.resize import LinearPlan
+
+F32 = np.float32
+
+
+def _old_resize(src: np.ndarray, plan: LinearPlan, out: np.ndarray) -> np.ndarray:
+    """segkit's previous generic resize (per channel, ``np.repeat`` vertical pass) on a channel-first copy."""
+    src = np.ascontiguousarray(src, F32)
+    with np.errstate(all="ignore"):
+        if plan.area2x:
+            for c in range(src.shape[0]):
+                resize._area2x(src[c], out[c])
+            return out
+        for i, (r0, r1, s0, s1) in enumerate(plan.bands):
+            for c in range(src.shape[0]):
+                band = src[c, s0:s1]
+                h = np.take(band, plan.x0, axis=1) * plan.ax0
+                h1 = np.take(band, plan.x1, axis=1) * plan.ax1
+                np.add(h, h1, out=h)
+                v = np.repeat(h, plan.ny0[i], axis=0) * plan.by0[r0:r1]
+                v1 = np.repeat(h, plan.ny1[i], axis=0) * plan.by1[r0:r1]
+                np.add(v, v1, out=out[c, r0:r1])
+    return out
+
+
+def _logits(rng: np.random.Generator, h: int, w: int, c: int, special: bool) -> np.ndarray:
+    k = rng.normal(0, 4, (h, w, c)).astype(F32)
+    if special:
+        mask = rng.random(k.shape) < 0.02
+        k[mask] = rng.choice(np.array([np.inf, -np.inf, np.nan, 3e38, -3e38, 1e-40], F32), int(mask.sum()))
+    return k
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def _cases(n: int) -> list[tuple[int, int, int, int, int, bool]]:
+    rng = np.random.default_rng(2024)
+    cases = []
+    for i in range(n):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        c = int(rng.choice([1, 2, 3, 5, 21]))
+        oh, ow = (int(v) for v in rng.integers(1, 90, 2))
+        if i % 7 == 0:
+            oh, ow = max(1, h // 2), max(1, w // 2)
+        cases.append((h, w, c, oh, ow, i % 3 == 0))
+    return cases
+
+
+@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), _cases(60))
+def test_resize_from_interleaved_logits_equals_the_old_code(
+    h: int, w: int, c: int, oh: int, ow: int, special: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resize, "BAND_ELEMENTS", 256)  # many bands: their edges and overlaps
+    rng = np.random.default_rng(h * 1000 + w * 10 + c)
+    k = _logits(rng, h, w, c, special)
+    plan = linear_plan(h, w, oh, ow)
+    want = _old_resize(k.transpose(2, 0, 1), plan, np.empty((c, oh, ow), F32))
+    view = k.transpose(2, 0, 1)
+    for rows in (1, 2, 6):
+        monkeypatch.setattr(resize, "INTERLEAVED_ROWS", rows)
+        got = resize_linear(view, plan, np.full((c, oh, ow), np.nan, F32))
+        assert _same(got, want)
+    # the channel-first (contiguous) and staged (other strides) paths give the same bits
+    assert _same(resize_linear(np.ascontiguousarray(view), plan, np.empty((c, oh, ow), F32)), want)
+    wide = np.zeros((c, h, 2 * w), F32)
+    wide[:, :, ::2] = view
+    assert _same(resize_linear(wide[:, :, ::2], plan, np.empty((c, oh, ow), F32)), want)
+
+
+@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), _cases(40))
+@pytest.mark.parametrize("activation", [0, 1, 2])
+def test_category_from_a_strided_view_equals_the_contiguous_copy(
+    h: int, w: int, c: int, oh: int, ow: int, special: bool, activation: int
+) -> None:
+    rng = np.random.default_rng(h * 977 + w * 13 + c + activation)
+    k = _logits(rng, h, w, c, special)
+    plan = category_plan(h, w, oh, ow)
+    fill = threshold_mask if c == 1 else argmax_mask
+    view = k.transpose(2, 0, 1)
+    if c == 1:  # a 1-channel view is contiguous anyway; use a really strided one
+        wide = np.zeros((h, w, 3), F32)
+        wide[:, :, 1:2] = k
+        view = wide[:, :, 1:2].transpose(2, 0, 1)
+    want = fill(np.ascontiguousarray(view), plan, activation, np.empty((oh, ow), np.uint8))
+    got = fill(view, plan, activation, np.empty((oh, ow), np.uint8))
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("special", [False, True])
+@pytest.mark.parametrize("activation", [0, 1, 2])
+@pytest.mark.parametrize("c", [1, 2, 3, 21])
+@pytest.mark.parametrize(("width", "height"), [(61, 47), (13, 11), (6, 5)])  # resize, same size, exact 2x shrink
+def test_postprocessor_on_logits_in_place_equals_the_old_pipeline(
+    activation: int, c: int, width: int, height: int, special: bool
+) -> None:
+    from segkit.postprocess import activate
+
+    rng = np.random.default_rng(c * 31 + activation + width)
+    k = _logits(rng, 11, 13, c, special=special)
+    pp = Postprocessor(activation, k.shape)
+    conf, cat = pp.masks(k[None], width, height)
+    chw = np.ascontiguousarray(k.transpose(2, 0, 1))
+    with np.errstate(all="ignore"):
+        act = activate(chw, activation)
+    if (width, height) == (13, 11):
+        want = act
+    else:
+        want = _old_resize(act, linear_plan(11, 13, height, width), np.empty((c, height, width), F32))
+    assert conf is not None and cat is not None
+    assert all(_same(m, want[i]) for i, m in enumerate(conf))
+    fill = threshold_mask if c == 1 else argmax_mask
+    want_cat = fill(chw, category_plan(11, 13, height, width), activation, np.empty((height, width), np.uint8))
+    assert np.array_equal(cat, want_cat)
+
+
+def test_postprocessor_keeps_no_reference_to_the_logits() -> None:
+    """The runtime hands in its own output buffer: nothing may hold it once ``masks()`` returns."""
+    k = np.random.default_rng(0).normal(0, 1, (1, 9, 11, 5)).astype(F32)
+    before = sys.getrefcount(k)
+    ref = weakref.ref(k)
+    for activation in (0, 1, 2):
+        pp = Postprocessor(activation, k.shape[1:])
+        for size in ((20, 17), (11, 9)):
+            pp.masks(k, *size)
+            pp.confidence_masks(k, *size)
+            pp.category_mask(k, *size)
+        assert sys.getrefcount(k) == before
+    del k
+    gc.collect()
+    assert ref() is None
+
+
+def test_logits_of_other_float_types_are_converted_and_others_refused() -> None:
+    k = np.random.default_rng(1).normal(0, 1, (7, 8, 3))
+    pp = Postprocessor(0, k.shape)
+    conf, cat = pp.masks(k, 15, 9)
+    conf32, cat32 = pp.masks(k.astype(F32), 15, 9)
+    assert conf is not None and conf32 is not None
+    assert all(_same(a, b) for a, b in zip(conf, conf32)) and np.array_equal(cat, cat32)
+    with pytest.raises(TypeError):
+        pp.masks(k.astype(np.complex64), 15, 9)
