@@ -155,7 +155,7 @@ class Image:
     def __getitem__(self, index: tuple[int, ...]) -> Any:
         """``image[row, col]`` for one-channel images, ``image[row, col, channel]`` for any."""
         if len(index) == 2 and self.channels != 1:
-            raise ValueError(f"Invalid index dimension: 2 (expected 2 or 3)")
+            raise ValueError("Invalid index dimension: 2 (expected 2 or 3)")
         if len(index) == 2:
             index = (*index, 0)
         if len(index) != 3:

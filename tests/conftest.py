@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import segkit
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 TESTDATA = SHARED / "testdata"
@@ -70,3 +72,18 @@ def models() -> Path:
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     return load_rgb("astronaut.png")
+
+
+@pytest.fixture(scope="session")
+def test_image() -> segkit.Image:
+    """MediaPipe's DeepLab test input (horse and rider), decoded as MediaPipe's own tests do."""
+    return segkit.Image.create_from_file(data_file("segmentation_input_rotation0.jpg"))
+
+
+@pytest.fixture(scope="session")
+def golden() -> np.ndarray:
+    """MediaPipe's golden DeepLab category mask for ``test_image``, stored as category x 10."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(data_file("segmentation_golden_rotation0.png")) as im:
+        return np.asarray(im.convert("L"))

@@ -33,7 +33,7 @@ from segkit import (
     RunningMode,
 )
 from segkit import postprocess, preprocess
-from tests.conftest import REPO, data_file, load_rgb, model_path
+from tests.conftest import REPO, load_rgb, model_path
 from tests.oracle import mediapipe_masks
 
 DEEPLAB = "deeplabv3.tflite"
@@ -74,19 +74,6 @@ def proc_status(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
-
-
-@pytest.fixture(scope="module")
-def test_image() -> Image:
-    return Image.create_from_file(data_file("segmentation_input_rotation0.jpg"))
-
-
-@pytest.fixture(scope="module")
-def golden() -> np.ndarray:
-    from PIL import Image as PILImage
-
-    with PILImage.open(data_file("segmentation_golden_rotation0.png")) as im:
-        return np.asarray(im.convert("L"))
 
 
 @pytest.fixture(scope="module")

@@ -27,19 +27,6 @@ def options(model: str = DEEPLAB, **kwargs: object) -> ImageSegmenterOptions:
     return ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=str(model_path(model))), **kwargs)
 
 
-@pytest.fixture(scope="module")
-def test_image() -> Image:
-    return Image.create_from_file(data_file("segmentation_input_rotation0.jpg"))
-
-
-@pytest.fixture(scope="module")
-def golden() -> np.ndarray:
-    from PIL import Image as PILImage
-
-    with PILImage.open(data_file("segmentation_golden_rotation0.png")) as im:
-        return np.asarray(im.convert("L"))
-
-
 def similarity(mask: Image, golden: np.ndarray) -> float:
     return float(np.mean(mask.numpy_view()[:, :, 0].astype(np.int32) * MAGNIFICATION == golden))
 

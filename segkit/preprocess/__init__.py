@@ -18,7 +18,6 @@ from segkit.preprocess.normalize import normalization_affine, normalization_lut,
 from segkit.preprocess.resize import (
     AreaPlan,
     AreaRunner,
-    LinearPlan,
     LinearRunner,
     choose_interpolation,
     make_area_plan,
@@ -109,7 +108,6 @@ class Preprocessor:
         self._plans: OrderedDict[tuple[int, ...], WarpPlan | LinearRunner | AreaRunner | AreaPlan] = OrderedDict()
         self._affine = normalization_affine(spec.mean, spec.std) if spec.normalized else None  # type: ignore[arg-type]
         self._out = np.empty((1, spec.height, spec.width, spec.channels), dtype=spec.dtype)
-        n = spec.height * spec.width * spec.channels
         if spec.channels == 3:
             # warp scratch per input lane count (3: RGB, 4: RGBA pixels), made on first use
             self._warp_bufs: dict[int, tuple[np.ndarray, ...]] = {}
