@@ -398,17 +398,12 @@ class ImageSegmenter:
         return rgba
 
     def _keep_feedback(self, mask: np.ndarray) -> None:
-        """Stores ``rint(clip(mask, 0, 1) * 255)`` as the next frame's alpha (``postprocess.to_alpha``, in place)."""
+        """Stores the mask as the next frame's alpha, in buffers reused while the frame size holds."""
         shape = mask.shape[:2]
         if self._feedback_rgba is None or self._feedback_rgba.shape[:2] != shape:
             self._feedback_rgba = np.empty(shape + (4,), np.uint8)
             self._feedback_tmp = np.empty(shape, np.float32)
-        tmp = self._feedback_tmp
-        assert tmp is not None
-        np.clip(mask.reshape(shape), 0.0, 1.0, out=tmp)
-        np.multiply(tmp, np.float32(255.0), out=tmp)
-        np.rint(tmp, out=tmp)
-        np.copyto(self._feedback_rgba[:, :, 3], tmp, casting="unsafe")
+        postprocess.to_alpha(mask.reshape(shape), out=self._feedback_rgba[:, :, 3], scratch=self._feedback_tmp)
         self._has_previous = True
 
     def _process(self, image: Image, rotation: int) -> ImageSegmenterResult:

@@ -75,8 +75,9 @@ def _tiles(i0: np.ndarray, i1: np.ndarray, n_out: int, step: int) -> tuple[tuple
     return tuple((a, e, int(i0[a]), int(i1[e - 1]) + 1) for a, e in zip(starts, ends))
 
 
-def category_plan(in_h: int, in_w: int, out_h: int, out_w: int) -> CategoryPlan:
-    """Build the align-corners tables, the row bands and the column blocks."""
+def category_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: int | None = None) -> CategoryPlan:
+    """Build the align-corners tables, the row bands (about ``band_elements`` pixels each, default
+    ``BAND_ELEMENTS``; the mask does not depend on it) and the column blocks."""
     if min(in_h, in_w, out_h, out_w) < 1:
         raise ValueError(f"cannot sample {in_w}x{in_h} logits at {out_w}x{out_h}")
     y0, y1, ty = _align_corners(in_h, out_h)
@@ -85,7 +86,7 @@ def category_plan(in_h: int, in_w: int, out_h: int, out_w: int) -> CategoryPlan:
     return CategoryPlan(
         in_h, in_w, out_h, out_w, y0=y0, y1=y1, ty=ty[:, None], x0=x0, tx=tx,
         pair=pair.astype(np.intp), pair_x0=pairs // in_w, pair_x1=pairs % in_w,
-        bands=_tiles(y0, y1, out_h, max(1, BAND_ELEMENTS // out_w)),
+        bands=_tiles(y0, y1, out_h, max(1, (BAND_ELEMENTS if band_elements is None else band_elements) // out_w)),
         blocks=_tiles(x0, x1, out_w, BLOCK_COLUMNS),
     )  # fmt: skip
 

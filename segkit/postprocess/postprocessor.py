@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
 
-from .activation import NONE, SIGMOID, SOFTMAX, activate
+from .activation import NONE, SIGMOID, SOFTMAX, activate, sigmoid
 from .category import CategoryPlan, argmax_mask, category_plan, threshold_mask
 from .pool import BlockPool
-from .resize import LinearPlan, linear_plan, resize_linear
+from .resize import LinearPlan, linear_plan, resize_jobs, resize_linear
+from .threads import MAX_THREADS, Helpers, default_threads, split
 
 _PLANS_KEPT = 4
 _F32 = np.dtype(np.float32)
@@ -20,6 +21,16 @@ _TRANSPOSE_BLOCK = 512  # pixels per block when moving (h, w, C) logits to (C, h
 # Above this many channels, activations run on a channel-first copy (made in the activation's own buffer, then
 # activated in place): on the strided view they are slower. Up to it they read the view (faster for C <= 2).
 _FEW_CHANNELS = 2
+# Least work per thread worth a split (measured on 2 cores: below these a second thread's hand-off and the GIL
+# between numpy calls cost more than it gains). Output elements (all channels) for the confidence resize,
+# tensor elements for the activation, output pixels for the category mask.
+SPLIT_RESIZE = 300_000
+SPLIT_ACTIVATION = 100_000
+SPLIT_CATEGORY = 400_000
+# Output elements per resize band when the resize is split: larger than one thread's cache-sized bands, so the
+# threads make fewer, longer numpy calls (each call's hand-back of the GIL may wait for the other thread).
+SPLIT_BAND_ELEMENTS = 1 << 17
+SPLIT_CATEGORY_BAND_ELEMENTS = 1 << 18
 _Plan = TypeVar("_Plan", LinearPlan, CategoryPlan)
 
 
@@ -28,10 +39,12 @@ class Postprocessor:
 
     Output memory is recycled (``BlockPool``): a returned mask's block is reused only once the caller has let go
     of every mask of that result, so results stay valid as long as they are held, and a caller that drops them
-    pays no allocation or page faults on the next call. All work runs on the calling thread: on small numpy
-    calls, handing the GIL between two threads costs more than the second core gains (measured; see the
-    package notes), so ``num_threads`` is accepted and validated but does not change the schedule. One call at
-    a time per instance (the activated values live in a reused buffer).
+    pays no allocation or page faults on the next call. Large passes (activation, confidence resize, category
+    mask) are split by output rows between the calling thread and up to ``num_threads - 1`` helper threads
+    (``threads.Helpers``; started on first use, joined by ``close()``); small ones run on the calling thread,
+    where handing the GIL between threads would cost more than the second core gains. Every element is computed
+    by the same operations whichever thread runs it, so the masks are identical for any ``num_threads``. One
+    call at a time per instance (the activated values live in a reused buffer).
 
     The logits are read in place, as a channel-first strided view of the ``(h, w, C)`` array (no copy of
     them is made, and none is kept after a call returns: the runtime's output buffer may be handed in).
@@ -40,7 +53,8 @@ class Postprocessor:
     def __init__(self, activation: int, tensor_shape: tuple[int, int, int], *, num_threads: int | None = None) -> None:
         """``activation``: 0 NONE, 1 SIGMOID, 2 SOFTMAX; ``tensor_shape``: the mask tensor's ``(h, w, C)``.
 
-        ``num_threads``: kept for the API (None or >= 1); postprocessing runs on the calling thread.
+        ``num_threads``: threads for large passes, at most ``threads.MAX_THREADS`` (None: that or the cores
+        available, if fewer; 1: everything on the calling thread, no helper thread).
         """
         if activation not in (NONE, SIGMOID, SOFTMAX):
             raise ValueError(f"unknown activation {activation!r}; expected 0 (NONE), 1 (SIGMOID) or 2 (SOFTMAX)")
@@ -51,12 +65,13 @@ class Postprocessor:
             raise ValueError(f"num_threads must be at least 1, got {num_threads}")
         self.activation = activation
         self.tensor_shape = (h, w, c)
-        self.num_threads = num_threads if num_threads is not None else max(1, min(4, os.cpu_count() or 1))
+        self.num_threads = default_threads() if num_threads is None else min(int(num_threads), MAX_THREADS)
+        self._helpers = Helpers(self.num_threads)
         self._blocks = BlockPool()
         self._shapes = ((h, w, c), (1, h, w, c), (h, w)) if c == 1 else ((h, w, c), (1, h, w, c))
         self._act: np.ndarray | None = None  # activated values before resizing, reused
-        self._linear: OrderedDict[tuple[int, int], LinearPlan] = OrderedDict()
-        self._category: OrderedDict[tuple[int, int], CategoryPlan] = OrderedDict()
+        self._linear: OrderedDict[tuple[int, int, bool], LinearPlan] = OrderedDict()
+        self._category: OrderedDict[tuple[int, ...], CategoryPlan] = OrderedDict()
 
     def confidence_masks(self, logits: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         """C float32 ``(height, width)`` masks: activation at tensor size, then OpenCV's linear resize."""
@@ -77,7 +92,9 @@ class Postprocessor:
         )
 
     def close(self) -> None:
-        """Release the cached tables and recycled buffers (masks already returned stay valid); reusable after."""
+        """Join the helper thread and release the cached tables and recycled buffers (masks already returned
+        stay valid); reusable after (a helper thread is started again when needed)."""
+        self._helpers.close()
         self._blocks.clear()
         self._linear.clear()
         self._category.clear()
@@ -96,29 +113,85 @@ class Postprocessor:
             a = a.astype(_F32)
         return a.reshape(h, w, c).transpose(2, 0, 1)
 
+    def _parts(self, work: int, least: int) -> int:
+        """Into how many parts to split ``work`` elements: at least ``least`` per part, at most one per thread."""
+        return max(1, min(self.num_threads, work // least))
+
     def _confidence(self, k: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         c, h, w = k.shape
         if (width, height) == (w, h):
-            return list(activate(k, self.activation, out=self._blocks.take((c, h, w), np.float32)))
+            out = self._blocks.take((c, h, w), np.float32)
+            parts = self._parts(c * h * w, SPLIT_ACTIVATION)
+            if parts == 1:
+                activate(k, self.activation, out=out)
+            else:
+                self._activate_split(k, out, parts, transpose=False)
+            return list(out)
         if self.activation == NONE:
             act = k
         else:
             if self._act is None:
                 self._act = np.empty((c, h, w), np.float32)
-            if c > _FEW_CHANNELS and not k.flags.c_contiguous:
-                k = _transpose_into(k, self._act)  # then in place: SIGMOID and the general SOFTMAX allow it
-            act = activate(k, self.activation, out=self._act)
-        plan = _cached(self._linear, (width, height), lambda: linear_plan(h, w, height, width))
+            transpose = c > _FEW_CHANNELS and not k.flags.c_contiguous
+            parts = self._parts(c * h * w, SPLIT_ACTIVATION)
+            if parts > 1:
+                act = self._activate_split(k, self._act, parts, transpose=transpose)
+            else:
+                if transpose:
+                    k = _transpose_into(k, self._act)  # then in place: SIGMOID and the general SOFTMAX allow it
+                act = activate(k, self.activation, out=self._act)
         out = self._blocks.take((c, height, width), np.float32)
-        resize_linear(act, plan, out)
+        parts = self._parts(c * height * width, SPLIT_RESIZE)
+        if parts == 1:
+            plan = _cached(self._linear, (width, height, False), lambda: linear_plan(h, w, height, width))
+            resize_linear(act, plan, out)
+        else:
+            plan = _cached(
+                self._linear,
+                (width, height, True),
+                lambda: linear_plan(h, w, height, width, SPLIT_BAND_ELEMENTS),
+            )
+            self._helpers.run(resize_jobs(act, plan, out, parts))
         return list(out)
+
+    def _activate_split(self, k: np.ndarray, out: np.ndarray, parts: int, *, transpose: bool) -> np.ndarray:
+        """``activate(k)`` into ``out`` by source rows across the threads (``transpose``: first copy each part
+        channel-first into ``out``, then activate it there in place). Element-wise, so the same bits."""
+        self._helpers.run(
+            [functools.partial(self._activate_rows, k, out, a, b, transpose) for a, b in split(k.shape[1], parts)]
+        )
+        return out
+
+    def _activate_rows(self, k: np.ndarray, out: np.ndarray, a: int, b: int, transpose: bool) -> None:
+        x, o = k[:, a:b], out[:, a:b]
+        if transpose:
+            x = _transpose_into(x, o)
+        if self.activation == SIGMOID and x.shape[0] > 1:
+            for c in range(x.shape[0]):  # ``sigmoid`` needs a contiguous output: one channel's rows are one
+                sigmoid(x[c], out=o[c])
+        else:
+            activate(x, self.activation, out=o)
 
     def _category_mask(self, k: np.ndarray, width: int, height: int) -> np.ndarray:
         c, h, w = k.shape
-        plan = _cached(self._category, (width, height), lambda: category_plan(h, w, height, width))
         out = self._blocks.take((height, width), np.uint8)
         fill = threshold_mask if c == 1 else argmax_mask
-        fill(k, plan, self.activation, out)
+        parts = self._parts(height * width, SPLIT_CATEGORY)
+        if parts == 1:
+            plan = _cached(self._category, (width, height, False), lambda: category_plan(h, w, height, width))
+            fill(k, plan, self.activation, out)
+        else:
+            plan = _cached(
+                self._category,
+                (width, height, True),
+                lambda: category_plan(h, w, height, width, SPLIT_CATEGORY_BAND_ELEMENTS),
+            )
+            self._helpers.run(
+                [
+                    functools.partial(fill, k, plan, self.activation, out, range(a, b))
+                    for a, b in split(len(plan.bands), parts)
+                ]
+            )
         return out
 
 
@@ -126,10 +199,11 @@ def _transpose_into(k: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Copy the ``(C, h, w)`` view ``k`` of C-contiguous ``(h, w, C)`` logits into ``out``, in cache-sized blocks."""
     c, h, w = k.shape
     hwc = k.transpose(1, 2, 0)
-    if not hwc.flags.c_contiguous:
+    dst = out.reshape(c, h * w)  # a view also for a row range of a C-contiguous block
+    if not hwc.flags.c_contiguous or not np.may_share_memory(dst, out):
         np.copyto(out, k)
         return out
-    src, dst = hwc.reshape(h * w, c), out.reshape(c, h * w)
+    src = hwc.reshape(h * w, c)
     for s in range(0, h * w, _TRANSPOSE_BLOCK):
         np.copyto(dst[:, s : s + _TRANSPOSE_BLOCK], src[s : s + _TRANSPOSE_BLOCK].T)
     return out
@@ -140,9 +214,9 @@ def _check_size(width: object, height: object) -> None:
         raise ValueError(f"bad output size {width!r}x{height!r}; width and height must be positive integers")
 
 
-def _cached(cache: OrderedDict[tuple[int, int], _Plan], key: tuple[int, int], build: Callable[[], _Plan]) -> _Plan:
-    """``cache[key]``, built on first use; keeps the most recently used few entries."""
-    _check_size(*key)
+def _cached(cache: OrderedDict[tuple[int, ...], _Plan], key: tuple[int, ...], build: Callable[[], _Plan]) -> _Plan:
+    """``cache[key]`` (``key`` starts with the output size), built on first use; keeps the most recently used few."""
+    _check_size(*key[:2])
     plan = cache.get(key)
     if plan is None:
         plan = cache[key] = build()

@@ -7,11 +7,14 @@ shrink in both axes becomes OpenCV's fast area average. Tables are built once pe
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .activation import quiet
+from .threads import split
 
 _F32 = np.float32
 _QUARTER = np.float32(0.25)
@@ -57,8 +60,9 @@ class LinearPlan:
     ny1: tuple[np.ndarray, ...]  # per band: ... as lower tap
 
 
-def linear_plan(in_h: int, in_w: int, out_h: int, out_w: int) -> LinearPlan:
-    """Build the tables OpenCV's ``resize`` computes for float INTER_LINEAR from ``(in_h, in_w)``."""
+def linear_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: int | None = None) -> LinearPlan:
+    """Build the tables OpenCV's ``resize`` computes for float INTER_LINEAR from ``(in_h, in_w)``, with bands of
+    about ``band_elements`` output elements (default ``BAND_ELEMENTS``; the bits do not depend on it)."""
     if min(in_h, in_w, out_h, out_w) < 1:
         raise ValueError(f"cannot resize {in_w}x{in_h} to {out_w}x{out_h}")
     area2x = in_w == 2 * out_w and in_h == 2 * out_h
@@ -71,7 +75,7 @@ def linear_plan(in_h: int, in_w: int, out_h: int, out_w: int) -> LinearPlan:
     sy, fy = _half_pixel(in_h, out_h)
     y0 = np.clip(sy, 0, in_h - 1)
     y1 = np.clip(sy + 1, 0, in_h - 1)
-    rows = max(1, BAND_ELEMENTS // out_w)
+    rows = max(1, (BAND_ELEMENTS if band_elements is None else band_elements) // out_w)
     bands = tuple(
         (r, min(r + rows, out_h), int(y0[r]), int(y1[min(r + rows, out_h) - 1]) + 1) for r in range(0, out_h, rows)
     )
@@ -213,3 +217,19 @@ def resize_linear(src: np.ndarray, plan: LinearPlan, out: np.ndarray, bands: ran
             multiply(v1, b1, out=v1)
             add(v, v1, out=out[c, r0:r1])
     return out
+
+
+@quiet
+def _area2x_rows(src: np.ndarray, out: np.ndarray, r0: int, r1: int) -> None:
+    """The 2x area average of output rows ``[r0, r1)`` of every channel (columns are not split: the SIMD tail
+    depends on the row length)."""
+    for c in range(src.shape[0]):
+        _area2x(src[c, 2 * r0 : 2 * r1], out[c, r0:r1])
+
+
+def resize_jobs(src: np.ndarray, plan: LinearPlan, out: np.ndarray, parts: int) -> list[Callable[[], object]]:
+    """``resize_linear(src, plan, out)`` as up to ``parts`` independent jobs over disjoint output rows (whole
+    bands), each with its own scratch; run in any order or concurrently, together they write the same bits."""
+    if plan.area2x:
+        return [functools.partial(_area2x_rows, src, out, a, b) for a, b in split(plan.out_h, parts)]
+    return [functools.partial(resize_linear, src, plan, out, range(a, b)) for a, b in split(len(plan.bands), parts)]
