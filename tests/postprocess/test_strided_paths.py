@@ -14,6 +14,7 @@ import pytest
 import segkit.postprocess.resize as resize
 from segkit.postprocess import Postprocessor, argmax_mask, category_plan, linear_plan, resize_linear, threshold_mask
 from segkit.postprocess.resize import LinearPlan
+from tests.postprocess.cases import random_logits, size_cases
 
 F32 = np.float32
 
@@ -38,38 +39,17 @@ def _old_resize(src: np.ndarray, plan: LinearPlan, out: np.ndarray) -> np.ndarra
     return out
 
 
-def _logits(rng: np.random.Generator, h: int, w: int, c: int, special: bool) -> np.ndarray:
-    k = rng.normal(0, 4, (h, w, c)).astype(F32)
-    if special:
-        mask = rng.random(k.shape) < 0.02
-        k[mask] = rng.choice(np.array([np.inf, -np.inf, np.nan, 3e38, -3e38, 1e-40], F32), int(mask.sum()))
-    return k
-
-
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 
-def _cases(n: int) -> list[tuple[int, int, int, int, int, bool]]:
-    rng = np.random.default_rng(2024)
-    cases = []
-    for i in range(n):
-        h, w = (int(v) for v in rng.integers(1, 40, 2))
-        c = int(rng.choice([1, 2, 3, 5, 21]))
-        oh, ow = (int(v) for v in rng.integers(1, 90, 2))
-        if i % 7 == 0:
-            oh, ow = max(1, h // 2), max(1, w // 2)
-        cases.append((h, w, c, oh, ow, i % 3 == 0))
-    return cases
-
-
-@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), _cases(60))
+@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), size_cases(60, seed=2024))
 def test_resize_from_interleaved_logits_equals_the_old_code(
     h: int, w: int, c: int, oh: int, ow: int, special: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(resize, "BAND_ELEMENTS", 256)  # many bands: their edges and overlaps
     rng = np.random.default_rng(h * 1000 + w * 10 + c)
-    k = _logits(rng, h, w, c, special)
+    k = random_logits(rng, h, w, c, special)
     plan = linear_plan(h, w, oh, ow)
     want = _old_resize(k.transpose(2, 0, 1), plan, np.empty((c, oh, ow), F32))
     view = k.transpose(2, 0, 1)
@@ -84,13 +64,13 @@ def test_resize_from_interleaved_logits_equals_the_old_code(
     assert _same(resize_linear(wide[:, :, ::2], plan, np.empty((c, oh, ow), F32)), want)
 
 
-@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), _cases(40))
+@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), size_cases(40, seed=2024))
 @pytest.mark.parametrize("activation", [0, 1, 2])
 def test_category_from_a_strided_view_equals_the_contiguous_copy(
     h: int, w: int, c: int, oh: int, ow: int, special: bool, activation: int
 ) -> None:
     rng = np.random.default_rng(h * 977 + w * 13 + c + activation)
-    k = _logits(rng, h, w, c, special)
+    k = random_logits(rng, h, w, c, special)
     plan = category_plan(h, w, oh, ow)
     fill = threshold_mask if c == 1 else argmax_mask
     view = k.transpose(2, 0, 1)
@@ -113,7 +93,7 @@ def test_postprocessor_on_logits_in_place_equals_the_old_pipeline(
     from segkit.postprocess import activate
 
     rng = np.random.default_rng(c * 31 + activation + width)
-    k = _logits(rng, 11, 13, c, special=special)
+    k = random_logits(rng, 11, 13, c, special=special)
     pp = Postprocessor(activation, k.shape)
     conf, cat = pp.masks(k[None], width, height)
     chw = np.ascontiguousarray(k.transpose(2, 0, 1))

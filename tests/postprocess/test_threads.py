@@ -17,6 +17,7 @@ import segkit.postprocess.postprocessor as post
 import segkit.postprocess.resize as resize
 from segkit.postprocess import Postprocessor
 from segkit.postprocess.threads import MAX_THREADS, Helpers, default_threads, split
+from tests.postprocess.cases import random_logits, size_cases
 
 F32 = np.float32
 
@@ -35,14 +36,6 @@ def always_split(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resize, "BAND_ELEMENTS", 256)
 
 
-def _logits(rng: np.random.Generator, h: int, w: int, c: int, special: bool) -> np.ndarray:
-    k = rng.normal(0, 4, (h, w, c)).astype(F32)
-    if special:
-        mask = rng.random(k.shape) < 0.02
-        k[mask] = rng.choice(np.array([np.inf, -np.inf, np.nan, 3e38, -3e38, 1e-40], F32), int(mask.sum()))
-    return k
-
-
 def _masks(pp: Postprocessor, k: np.ndarray, width: int, height: int) -> tuple[list[np.ndarray], np.ndarray]:
     conf, cat = pp.masks(k, width, height)
     assert conf is not None and cat is not None
@@ -55,28 +48,13 @@ def _same(a: tuple[list[np.ndarray], np.ndarray], b: tuple[list[np.ndarray], np.
     )
 
 
-def _cases(n: int) -> list[tuple[int, int, int, int, int, bool]]:
-    rng = np.random.default_rng(7)
-    cases = []
-    for i in range(n):
-        h, w = (int(v) for v in rng.integers(1, 40, 2))
-        c = int(rng.choice([1, 2, 3, 5, 21]))
-        oh, ow = (int(v) for v in rng.integers(1, 90, 2))
-        if i % 7 == 0:
-            oh, ow = max(1, h // 2), max(1, w // 2)  # exact 2x shrink where even: the area path
-        if i % 11 == 0:
-            oh, ow = h, w  # same size: the activation alone
-        cases.append((h, w, c, oh, ow, i % 3 == 0))
-    return cases
-
-
 @pytest.mark.usefixtures("always_split")
-@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), _cases(40))
+@pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), size_cases(40, seed=7, same_size_every=11))
 @pytest.mark.parametrize("activation", [0, 1, 2])
 def test_thread_count_does_not_change_a_bit(
     h: int, w: int, c: int, oh: int, ow: int, special: bool, activation: int
 ) -> None:
-    k = _logits(np.random.default_rng(h * 1009 + w * 17 + c * 3 + activation), h, w, c, special)
+    k = random_logits(np.random.default_rng(h * 1009 + w * 17 + c * 3 + activation), h, w, c, special)
     one = Postprocessor(activation, k.shape, num_threads=1)
     two = Postprocessor(activation, k.shape, num_threads=2)
     try:
@@ -92,7 +70,7 @@ def test_thread_count_does_not_change_a_bit(
 @pytest.mark.parametrize(("c", "activation"), [(1, 0), (1, 1), (2, 2), (3, 2), (21, 0), (4, 1)])
 def test_large_outputs_split_at_the_real_thresholds_and_match(c: int, activation: int) -> None:
     """Sizes above the measured break-even (the production path), including NaN/inf logits."""
-    k = _logits(np.random.default_rng(c + 10 * activation), 72, 96, c, special=activation != 1)
+    k = random_logits(np.random.default_rng(c + 10 * activation), 72, 96, c, special=activation != 1)
     before = set(threading.enumerate())
     one = Postprocessor(activation, k.shape, num_threads=1)
     two = Postprocessor(activation, k.shape, num_threads=2)
@@ -154,7 +132,7 @@ def test_one_thread_starts_no_thread() -> None:
 
 @pytest.mark.usefixtures("always_split")
 def test_close_joins_the_helper_and_the_postprocessor_stays_usable() -> None:
-    k = _logits(np.random.default_rng(3), 30, 20, 3, special=False)
+    k = random_logits(np.random.default_rng(3), 30, 20, 3, special=False)
     before = set(threading.enumerate())
     pp = Postprocessor(2, k.shape, num_threads=2)
     want = _masks(pp, k, 100, 80)
