@@ -1,6 +1,7 @@
 """segkit: MediaPipe's Image Segmenter in pure Python on LiteRT, with the same API and the same masks.
 
-Switch from MediaPipe by changing one import::
+Switch from MediaPipe by changing one import: ``import segkit as mp`` keeps ``mp.Image``, ``mp.ImageFormat``,
+``mp.tasks.BaseOptions`` and ``mp.tasks.vision.ImageSegmenter`` working; or import the names directly::
 
     from segkit import ImageSegmenter, ImageSegmenterOptions, BaseOptions, Image
 """
@@ -16,6 +17,7 @@ from segkit.options import (
 )
 from segkit.result import ImageSegmenterResult
 from segkit.segmenter import ImageSegmenter
+from segkit import tasks
 
 __version__ = "0.1.0"
 
@@ -31,4 +33,5 @@ __all__ = [
     "RunningMode",
     "VisionTaskRunningMode",
     "__version__",
+    "tasks",
 ]

@@ -313,3 +313,20 @@ def test_uint8_probe_model_without_metadata_works() -> None:
         masks = seg.segment(pixels).confidence_masks
     assert masks is not None and len(masks) == 3
     assert np.array_equal(np.concatenate([m.numpy_view() for m in masks], axis=2), pixels.astype(np.float32))
+
+
+def test_mediapipe_style_code_runs_with_one_import_changed() -> None:
+    """MediaPipe's documented snippet, with ``import mediapipe as mp`` replaced by ``import segkit as mp``."""
+    import segkit as mp
+
+    options = mp.tasks.vision.ImageSegmenterOptions(
+        base_options=mp.tasks.BaseOptions(model_asset_path=str(model_path("deeplabv3.tflite"))),
+        running_mode=mp.tasks.vision.RunningMode.IMAGE,
+        output_category_mask=True,
+    )
+    with mp.tasks.vision.ImageSegmenter.create_from_options(options) as segmenter:
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=load_rgb("segmentation_input_rotation0.jpg"))
+        result = segmenter.segment(image)
+    assert isinstance(result, mp.tasks.vision.ImageSegmenterResult)
+    assert result.category_mask is not None and result.category_mask.numpy_view().shape == (257, 257, 1)
+    assert len(result.confidence_masks or []) == 21

@@ -1,0 +1,9 @@
+"""MediaPipe's ``mediapipe.tasks`` layout, so code written as ``import mediapipe as mp`` runs as ``import segkit as mp``.
+
+Only names; everything is defined in the modules it comes from.
+"""
+
+from segkit.options import BaseOptions
+from segkit.tasks import vision
+
+__all__ = ["BaseOptions", "vision"]
