@@ -183,10 +183,10 @@ class ImageSegmenter:
         self._options = options
         model = _load_model(options.base_options)
         try:
-            metadata.verify_model(model)
+            parsed = metadata.verify_model(model)
         except ValueError as exc:
             raise ValueError(f"The model is not a valid Flatbuffer buffer: {exc}") from exc
-        info = metadata.read_model_info(model)
+        info = metadata.read_model_info(model, parsed)
         spec = _input_spec(info, options)
         if not 1 <= len(info.outputs) <= 2:
             raise ValueError(f"Expect input tensor vector of size 1 or 2, but size={len(info.outputs)}")

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, replace
 
 from segkit.metadata.flatbuf import F32, I8, I32, U8, Reader, Table
-from segkit.metadata.tflite import TensorInfo, parse_model
+from segkit.metadata.tflite import TensorInfo, TFLiteModel, parse_model
 
 METADATA_NAME = "TFLITE_METADATA"
 SEGMENTER_METADATA_NAME = "SEGMENTER_METADATA"
@@ -134,12 +134,13 @@ def split_label_lines(text: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def read_model_info(model: bytes) -> ModelInfo:
+def read_model_info(model: bytes, parsed: TFLiteModel | None = None) -> ModelInfo:
     """Read tensors, custom ops, metadata, activation and labels; ValueError on anything malformed.
 
+    `parsed` is what `verify_model(model)` returned, if the caller has it (the walk is then not repeated).
     A model without a `TFLITE_METADATA` entry gives `has_metadata=False` and no labels, without error.
     """
-    tfl = parse_model(model)
+    tfl = parsed if parsed is not None else parse_model(model)
     sg = tfl.subgraphs[0]
     base = ModelInfo(
         inputs=tuple(sg.tensors[i] for i in sg.inputs),

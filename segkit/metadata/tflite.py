@@ -44,10 +44,12 @@ class TFLiteModel:
     metadata: tuple[tuple[str, bytes | None], ...]  # (name, buffer data) of each Model.metadata entry
 
 
-def verify_model(model: bytes) -> None:
+def verify_model(model: bytes) -> TFLiteModel:
     """Raise ValueError naming the problem unless `model` is a sane TFLite flatbuffer (checked before the
-    interpreter sees it: every table, vector, string, index and buffer range must lie inside the file)."""
-    parse_model(model)
+    interpreter sees it: every table, vector, string, index and buffer range must lie inside the file).
+
+    Returns the parsed structure, which `read_model_info` accepts so the file is not walked twice."""
+    return parse_model(model)
 
 
 def parse_model(model: bytes) -> TFLiteModel:
