@@ -8,6 +8,7 @@ tables (linear) or float32 weights (area) OpenCV derives from the sizes; applyin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,6 +211,7 @@ def resize_area(pixels: np.ndarray, plan: AreaPlan, out: np.ndarray) -> np.ndarr
 # destination rows at a time so every intermediate stays in cache, with scratch buffers made once per plan.
 # ``emit(r0, r1, values)`` receives the final values of destination rows [r0, r1) as an (r1 - r0, w*cn) array
 # (int32 for linear, float32 for area, both already in [0, 255]) that it may overwrite.
+Emit = Callable[[int, int, np.ndarray], None]
 
 _BAND_ELEMENTS = 1 << 15  # destination values per band (~128 KiB of int32 / float32 per intermediate)
 
@@ -249,7 +251,7 @@ class LinearRunner:
         self.top = np.empty((most, n), np.int32)
         self.bottom = np.empty((most, n), np.int32)
 
-    def run(self, pixels: np.ndarray, emit: object) -> None:
+    def run(self, pixels: np.ndarray, emit: Emit) -> None:
         plan, cn = self.plan, self.cn
         rows = _pixel_rows(pixels)
         item = np.dtype((np.void, cn))
@@ -275,7 +277,7 @@ class LinearRunner:
             top += 2
             top >>= 2
             np.minimum(top, 255, out=top)
-            emit(b.r0, b.r1, top)  # type: ignore[operator]
+            emit(b.r0, b.r1, top)
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,7 @@ class AreaRunner:
         self.total = np.empty((most, n), _F32)
         self.part = np.empty((most, n), _F32)
 
-    def run(self, pixels: np.ndarray, emit: object) -> None:
+    def run(self, pixels: np.ndarray, emit: Emit) -> None:
         plan, cn = self.plan, self.cn
         rows = _pixel_rows(pixels)
         item = np.dtype((np.void, cn))
@@ -333,4 +335,4 @@ class AreaRunner:
                 total += part
             np.rint(total, out=total)
             np.clip(total, 0, 255, out=total)
-            emit(b.r0, b.r1, total)  # type: ignore[operator]
+            emit(b.r0, b.r1, total)
