@@ -55,6 +55,33 @@ def _or_list(formats: tuple[ImageFormat, ...]) -> str:
     return ", ".join(names[:-1]) + ", or " + names[-1]
 
 
+def _checked(image_format: ImageFormat | int, data: np.ndarray) -> tuple[ImageFormat, np.ndarray]:
+    """The format and the (H, W, C) array, after MediaPipe's checks and segkit's channel and size checks."""
+    data = np.asarray(data)
+    if data.ndim not in (2, 3):
+        raise ValueError(f"Unsupported number of dimensions:{data.ndim}")
+    formats = _FORMATS_BY_DTYPE.get(data.dtype)
+    if formats is None:
+        raise ValueError(f"Unsupported numpy data type: {data.dtype}")
+    try:
+        fmt = ImageFormat(image_format)
+    except ValueError:
+        raise ValueError(f"Unsupported image format: {image_format}") from None
+    if fmt not in formats:
+        raise ValueError(
+            f"Unsupported image format: {fmt.name} (expected {_or_list(formats)} for "
+            f"{_DTYPE_NAMES[data.dtype]} data)"
+        )
+    channels = CHANNELS[fmt]
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.shape[2] != channels:
+        raise ValueError(f"image format {fmt.name} has {channels} channel(s), but the array has shape {data.shape}")
+    if data.shape[0] == 0 or data.shape[1] == 0:
+        raise ValueError(f"image is empty: array shape {data.shape}")
+    return fmt, data
+
+
 class Image:
     """An image: an immutable (H, W, C) array of uint8, uint16 or float32 pixels and its :class:`ImageFormat`."""
 
@@ -62,34 +89,23 @@ class Image:
 
     def __init__(self, image_format: ImageFormat | int, data: np.ndarray) -> None:
         """Copies ``data`` ((H, W) or (H, W, C), C matching ``image_format``) into a new image."""
-        data = np.asarray(data)
-        if data.ndim not in (2, 3):
-            raise ValueError(f"Unsupported number of dimensions:{data.ndim}")
-        formats = _FORMATS_BY_DTYPE.get(data.dtype)
-        if formats is None:
-            raise ValueError(f"Unsupported numpy data type: {data.dtype}")
-        try:
-            fmt = ImageFormat(image_format)
-        except ValueError:
-            raise ValueError(f"Unsupported image format: {image_format}") from None
-        if fmt not in formats:
-            raise ValueError(
-                f"Unsupported image format: {fmt.name} (expected {_or_list(formats)} for "
-                f"{_DTYPE_NAMES[data.dtype]} data)"
-            )
-        channels = CHANNELS[fmt]
-        if data.ndim == 2:
-            data = data[:, :, None]
-        if data.shape[2] != channels:
-            raise ValueError(
-                f"image format {fmt.name} has {channels} channel(s), but the array has shape {data.shape}"
-            )
-        if data.shape[0] == 0 or data.shape[1] == 0:
-            raise ValueError(f"image is empty: array shape {data.shape}")
+        fmt, data = _checked(image_format, data)
         copy = np.array(data, order="C", copy=True)
         copy.flags.writeable = False
         self._data = copy
         self._format = fmt
+
+    @classmethod
+    def _borrow(cls, image_format: ImageFormat | int, data: np.ndarray) -> Image:
+        """An image over a read-only view of ``data``, checked as the constructor checks it but not copied: for a
+        caller's array that segkit reads only during one synchronous call."""
+        fmt, data = _checked(image_format, data)
+        view = data.view()
+        view.flags.writeable = False
+        image = cls.__new__(cls)
+        image._data = view
+        image._format = fmt
+        return image
 
     @classmethod
     def _wrap(cls, image_format: ImageFormat, data: np.ndarray) -> Image:
@@ -166,8 +182,11 @@ class Image:
         return f"Image({self._format.name}, {self.width}x{self.height})"
 
 
-def from_array(data: np.ndarray) -> Image:
-    """An :class:`Image` from an array, its format inferred from dtype and channels (1: gray, 3: RGB, 4: RGBA)."""
+def from_array(data: np.ndarray, copy: bool = True) -> Image:
+    """An :class:`Image` from an array, its format inferred from dtype and channels (1: gray, 3: RGB, 4: RGBA).
+
+    ``copy=False`` wraps a read-only view instead, for a caller that uses the image only while ``data`` is unchanged.
+    """
     data = np.asarray(data)
     if data.ndim == 2:
         channels = 1
@@ -186,30 +205,36 @@ def from_array(data: np.ndarray) -> Image:
     fmt = table.get(channels)
     if fmt is None:
         raise ValueError(f"unsupported channel count {channels} for a {data.dtype} array of shape {data.shape}")
-    return Image(fmt, data)
+    return Image(fmt, data) if copy else Image._borrow(fmt, data)
 
 
 def from_pil(pil: Any) -> Image:
-    """An :class:`Image` from a ``PIL.Image``: L -> GRAY8, I;16 -> GRAY16, RGBA/LA/transparent P -> SRGBA, else SRGB."""
+    """An :class:`Image` from a ``PIL.Image``: L -> GRAY8, I;16 -> GRAY16, RGBA/LA/transparent P -> SRGBA, else SRGB.
+
+    ``np.asarray`` of a PIL image is already a new array that nobody else holds, so it is wrapped, not copied again.
+    """
     mode = pil.mode
     if mode == "L":
-        return Image(ImageFormat.GRAY8, np.asarray(pil))
+        return Image._borrow(ImageFormat.GRAY8, np.asarray(pil))
     if mode.startswith("I;16"):
-        return Image(ImageFormat.GRAY16, np.asarray(pil).astype(np.uint16))
+        return Image._borrow(ImageFormat.GRAY16, np.asarray(pil).astype(np.uint16))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in pil.info):
-        return Image(ImageFormat.SRGBA, np.asarray(pil.convert("RGBA")))
-    return Image(ImageFormat.SRGB, np.asarray(pil.convert("RGB")))
+        return Image._borrow(ImageFormat.SRGBA, np.asarray(pil.convert("RGBA")))
+    return Image._borrow(ImageFormat.SRGB, np.asarray(pil.convert("RGB")))
 
 
 ImageLike = Union[Image, np.ndarray, Any]
 
 
-def as_image(obj: ImageLike) -> Image:
-    """Accepts an :class:`Image`, a numpy array or a ``PIL.Image`` and returns an :class:`Image`."""
+def as_image(obj: ImageLike, copy: bool = True) -> Image:
+    """Accepts an :class:`Image`, a numpy array or a ``PIL.Image`` and returns an :class:`Image`.
+
+    ``copy=False``: a numpy array is wrapped, not copied (for synchronous calls that drop the image on return).
+    """
     if isinstance(obj, Image):
         return obj
     if isinstance(obj, np.ndarray):
-        return from_array(obj)
+        return from_array(obj, copy=copy)
     if hasattr(obj, "mode") and hasattr(obj, "getbands"):
         return from_pil(obj)
     raise TypeError(f"expected a segkit.Image, a numpy array or a PIL image, got {type(obj).__name__}")

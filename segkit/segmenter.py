@@ -266,7 +266,7 @@ class ImageSegmenter:
     ) -> ImageSegmenterResult:
         """Segments one image (IMAGE mode). Accepts an :class:`Image`, a numpy array or a PIL image."""
         rotation = self._check_call(image_processing_options, RunningMode.IMAGE)
-        return self._process(as_image(image), rotation)
+        return self._process(as_image(image, copy=False), rotation)
 
     def segment_for_video(
         self,
@@ -280,7 +280,7 @@ class ImageSegmenter:
         timestamp is not remembered. The frame is processed (and its timestamp used) even when it then fails.
         """
         rotation = self._check_call(image_processing_options, RunningMode.VIDEO)
-        frame = as_image(image)
+        frame = as_image(image, copy=False)
         assert self._timestamps is not None
         with self._video_lock:
             self._timestamps.accept(timestamp_ms)

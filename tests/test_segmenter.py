@@ -330,3 +330,14 @@ def test_mediapipe_style_code_runs_with_one_import_changed() -> None:
     assert isinstance(result, mp.tasks.vision.ImageSegmenterResult)
     assert result.category_mask is not None and result.category_mask.numpy_view().shape == (257, 257, 1)
     assert len(result.confidence_masks or []) == 21
+
+
+def test_numpy_input_is_read_in_place_and_left_untouched() -> None:
+    """IMAGE mode reads an ndarray without copying it, and neither freezes nor changes the caller's array."""
+    pixels = load_rgb("astronaut.png")[:120, :160].copy()
+    before = pixels.copy()
+    with ImageSegmenter.create_from_options(options("selfie_segmenter.tflite")) as seg:
+        a = seg.segment(pixels).confidence_masks[0].numpy_view().copy()  # type: ignore[index]
+        b = seg.segment(Image(ImageFormat.SRGB, pixels)).confidence_masks[0].numpy_view()  # type: ignore[index]
+    assert pixels.flags.writeable and np.array_equal(pixels, before)
+    assert np.array_equal(a, b)
