@@ -57,10 +57,18 @@ def _child(lib: str, model: str, image_path: str) -> None:
     result = seg.segment(Image(image_format=ImageFormat.SRGB, data=np.load(image_path)))
     masks = [m.numpy_view() for m in result.confidence_masks] + [result.category_mask.numpy_view()]
     t3 = time.perf_counter()
-    print(json.dumps({
-        "import_s": t1 - t0, "create_s": t2 - t1, "segment_s": t3 - t2, "first_mask_s": t3 - t0,
-        "peak_rss_mb": _peak_rss_kb() / 1024, "masks": len(masks),
-    }))
+    print(
+        json.dumps(
+            {
+                "import_s": t1 - t0,
+                "create_s": t2 - t1,
+                "segment_s": t3 - t2,
+                "first_mask_s": t3 - t0,
+                "peak_rss_mb": _peak_rss_kb() / 1024,
+                "masks": len(masks),
+            }
+        )
+    )
     seg.close()
 
 
@@ -80,8 +88,9 @@ def import_times(repeats: int, timeout: float = 120) -> dict[str, list[float]]:
     for _ in range(repeats):
         for lib in LIBS:
             code = (
-                "import time, json; t0 = time.perf_counter(); " + IMPORTS[lib] +
-                "; print(json.dumps({'s': time.perf_counter() - t0}))"
+                "import time, json; t0 = time.perf_counter(); "
+                + IMPORTS[lib]
+                + "; print(json.dumps({'s': time.perf_counter() - t0}))"
             )
             out[lib].append(_run_json([sys.executable, "-c", code], timeout)["s"])
     return out

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,8 @@ def make_input(width: int, height: int) -> tuple[np.ndarray, str]:
 class Masks:
     """A result's masks as arrays (category mask squeezed to (H, W))."""
 
-    confidence: Optional[list[np.ndarray]]
-    category: Optional[np.ndarray]
+    confidence: list[np.ndarray] | None
+    category: np.ndarray | None
 
 
 def access(result: Any) -> Masks:
@@ -104,8 +105,9 @@ class SegkitLib(Lib):
 
     name = "segkit"
 
-    def __init__(self, model: Path, conf: bool, cat: bool, threads: Optional[int], delegate: str,
-                 gpu_precision: str) -> None:
+    def __init__(
+        self, model: Path, conf: bool, cat: bool, threads: int | None, delegate: str, gpu_precision: str
+    ) -> None:
         """Creates the segmenter; ``delegate`` is "cpu" or "gpu"."""
         import segkit
 
@@ -155,8 +157,9 @@ STAGES = ("pre", "invoke", "post")
 class _Timed:
     """Stands in for one of segkit's stage objects: delegates everything, adds the time of some calls to a sink."""
 
-    def __init__(self, target: Any, sink: dict[str, float], labels: dict[str, str],
-                 capture: Optional[list[Any]] = None) -> None:
+    def __init__(
+        self, target: Any, sink: dict[str, float], labels: dict[str, str], capture: list[Any] | None = None
+    ) -> None:
         self._target, self._sink, self._labels, self._capture = target, sink, labels, capture
 
     def _timed(self, fn: Callable[..., Any], label: str) -> Callable[..., Any]:
@@ -225,8 +228,8 @@ def breakdown(lib: SegkitLib, runs: int) -> Breakdown:
 class Agreement:
     """segkit vs MediaPipe on one result: category agreement in % and the largest confidence difference."""
 
-    category_pct: Optional[float]
-    conf_max_diff: Optional[float]
+    category_pct: float | None
+    conf_max_diff: float | None
     note: str = ""
 
     def ok(self, min_pct: float = 99.9, max_diff: float = 1e-3) -> bool:

@@ -23,15 +23,14 @@ import tempfile
 import traceback
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
-import _footprint  # noqa: E402
-from _report import breakdown_table, fmt, footprint_report, targets, timing_table  # noqa: E402
-from _runners import CONFIGS, MediaPipeLib, SegkitLib, agreement, breakdown, make_input, resolve_model  # noqa: E402
+import _footprint
+import numpy as np
+from _report import breakdown_table, fmt, footprint_report, targets, timing_table
+from _runners import CONFIGS, MediaPipeLib, SegkitLib, agreement, breakdown, make_input, resolve_model
 
 DEFAULT_MODELS = ("selfie_segmenter", "selfie_segmenter_landscape", "hair_segmenter", "deeplabv3")
 MP_THREADS_NOTE = "MediaPipe's thread count cannot be set from its Python API (it runs its own graph executor)."
@@ -48,27 +47,44 @@ def _size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                   help="model names in $SEGKIT_MODEL_DIR (or paths); default: the four shared models")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        help="model names in $SEGKIT_MODEL_DIR (or paths); default: the four shared models",
+    )
     p.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"], help="input sizes WxH")
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), help="mask configurations: conf, cat, both")
     p.add_argument("--threads", type=int, default=2, help="segkit's num_threads (default 2)")
     p.add_argument("--rounds", type=int, default=40, help="interleaved segkit/MediaPipe pairs per configuration")
     p.add_argument("--warmup", type=int, default=5, help="untimed pairs before the rounds")
     p.add_argument("--breakdown-runs", type=int, default=None, help="hooked segkit runs for the stage breakdown")
-    p.add_argument("--delegate", choices=("cpu", "gpu"), default="cpu",
-                   help="segkit's accelerator; MediaPipe cannot run on this machine's GPU (column n/a)")
+    p.add_argument(
+        "--delegate",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="segkit's accelerator; MediaPipe cannot run on this machine's GPU (column n/a)",
+    )
     p.add_argument("--gpu-precision", choices=("fp16", "fp32"), default="fp16", help="segkit GPU precision")
-    p.add_argument("--pin", nargs="?", const="0", default=None, metavar="CPUS",
-                   help="pin this process (both libraries) to CPUS, e.g. 0 or 0,1 (default when given: 0)")
+    p.add_argument(
+        "--pin",
+        nargs="?",
+        const="0",
+        default=None,
+        metavar="CPUS",
+        help="pin this process (both libraries) to CPUS, e.g. 0 or 0,1 (default when given: 0)",
+    )
     p.add_argument("--import-repeats", type=int, default=5, help="fresh processes per library for import time")
     p.add_argument("--no-footprint", action="store_true", help="skip the import-time and peak-RSS subprocesses")
     p.add_argument("--json", metavar="FILE", help="write every raw figure to FILE")
-    p.add_argument("--quick", action="store_true",
-                   help="CI smoke test: 2 pairs per configuration, agreement checked, no subprocess footprint")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI smoke test: 2 pairs per configuration, agreement checked, no subprocess footprint",
+    )
     args = p.parse_args(argv)
     args.models = _split(args.models)
     args.sizes = [_size(s) for s in _split(args.sizes)]
@@ -104,7 +120,7 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
-def run_config(sk: Optional[SegkitLib], mp: Optional[MediaPipeLib], args: argparse.Namespace) -> dict[str, Any]:
+def run_config(sk: SegkitLib | None, mp: MediaPipeLib | None, args: argparse.Namespace) -> dict[str, Any]:
     """Agreement, warm-up, interleaved rounds and segkit's stage breakdown for one configuration.
 
     A library that raises is dropped from the rest of the configuration (its error is recorded); the other
@@ -144,7 +160,7 @@ def run_config(sk: Optional[SegkitLib], mp: Optional[MediaPipeLib], args: argpar
     return row
 
 
-def _create(make: Any) -> tuple[Any, Optional[str]]:
+def _create(make: Any) -> tuple[Any, str | None]:
     """(segmenter, None), or (None, the error) when creation raises."""
     try:
         return make(), None
@@ -152,10 +168,11 @@ def _create(make: Any) -> tuple[Any, Optional[str]]:
         return None, _error(exc)
 
 
-def bench_model(model: Path, inputs: dict[tuple[int, int], tuple[np.ndarray, str]],
-                args: argparse.Namespace) -> list[dict[str, Any]]:
+def bench_model(
+    model: Path, inputs: dict[tuple[int, int], tuple[np.ndarray, str]], args: argparse.Namespace
+) -> list[dict[str, Any]]:
     """Every size x configuration of one model; the segmenters are created once per configuration."""
-    libs: dict[str, tuple[Any, Optional[str], Any, Optional[str]]] = {}
+    libs: dict[str, tuple[Any, str | None, Any, str | None]] = {}
     for config in args.configs:
         conf, cat = CONFIGS[config]
         sk = _create(lambda: SegkitLib(model, conf, cat, args.threads, args.delegate, args.gpu_precision))
@@ -169,15 +186,22 @@ def bench_model(model: Path, inputs: dict[tuple[int, int], tuple[np.ndarray, str
                 if lib is not None:
                     lib.set_image(pixels)
             row = run_config(sk, mp, args)
-            row.update(model=model.stem, size=f"{w}x{h}", config=config,
-                       accelerator=sk.seg.accelerator if sk is not None else None)
+            row.update(
+                model=model.stem,
+                size=f"{w}x{h}",
+                config=config,
+                accelerator=sk.seg.accelerator if sk is not None else None,
+            )
             row["errors"].update({k: v for k, v in (("segkit", sk_err), ("mediapipe", mp_err)) if v})
             summarize(row)
             rows.append(row)
             s = row["summary"]
-            print(f"  {row['model']} {row['size']} {config}: segkit {fmt(s['segkit']['access']['median'])} ms, "
-                  f"MediaPipe {fmt(s['mediapipe']['access']['median'])} ms"
-                  + (f"  errors: {row['errors']}" if row["errors"] else ""), flush=True)
+            print(
+                f"  {row['model']} {row['size']} {config}: segkit {fmt(s['segkit']['access']['median'])} ms, "
+                f"MediaPipe {fmt(s['mediapipe']['access']['median'])} ms"
+                + (f"  errors: {row['errors']}" if row["errors"] else ""),
+                flush=True,
+            )
     for sk, _, mp, _ in libs.values():
         for lib in (sk, mp):
             if lib is not None:
@@ -238,13 +262,22 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run_meta(args: argparse.Namespace, pinned: Optional[list[int]]) -> dict[str, Any]:
+def run_meta(args: argparse.Namespace, pinned: list[int] | None) -> dict[str, Any]:
     """The machine, versions, load and set-up of this run."""
     return {
-        "started": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
-        "cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)), "python": platform.python_version(),
-        "versions": _versions(), "loadavg_start": os.getloadavg(), "threads": args.threads, "pinned": pinned,
-        "delegate": args.delegate, "rounds": args.rounds, "warmup": args.warmup, "quick": args.quick,
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "loadavg_start": os.getloadavg(),
+        "threads": args.threads,
+        "pinned": pinned,
+        "delegate": args.delegate,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "quick": args.quick,
         "times_fields": ["call_s", "access_s", "cpu_s"],
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }
@@ -252,20 +285,27 @@ def run_meta(args: argparse.Namespace, pinned: Optional[list[int]]) -> dict[str,
 
 def print_header(args: argparse.Namespace, meta: dict[str, Any]) -> None:
     """What ran where, so that a table can be judged later."""
-    print(f"segkit benchmark {meta['started']} on {meta['host']}: {meta['cpus']} CPUs, affinity {meta['affinity']}, "
-          f"load average {meta['loadavg_start'][0]:.2f} at start")
+    print(
+        f"segkit benchmark {meta['started']} on {meta['host']}: {meta['cpus']} CPUs, affinity {meta['affinity']}, "
+        f"load average {meta['loadavg_start'][0]:.2f} at start"
+    )
     print(f"versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}")
     print(f"segkit num_threads={args.threads}, delegate={args.delegate}; {MP_THREADS_NOTE}")
-    print(f"{args.warmup} warm-up pairs, then {args.rounds} interleaved pairs (segkit, MediaPipe) per configuration; "
-          f"times are segment() + numpy_view() of every mask unless marked no-access", flush=True)
+    print(
+        f"{args.warmup} warm-up pairs, then {args.rounds} interleaved pairs (segkit, MediaPipe) per configuration; "
+        f"times are segment() + numpy_view() of every mask unless marked no-access",
+        flush=True,
+    )
     if args.delegate == "gpu":
-        print("MediaPipe column n/a: MediaPipe 1.2.2 refuses this machine's GPU ('GPU emulation detected, but not "
-              "supported'); agreement is segkit GPU vs MediaPipe CPU, reported only (GPU rows never fail the run)")
+        print(
+            "MediaPipe column n/a: MediaPipe 1.2.2 refuses this machine's GPU ('GPU emulation detected, but not "
+            "supported'); agreement is segkit GPU vs MediaPipe CPU, reported only (GPU rows never fail the run)"
+        )
     if meta["malloc_env"]:
         print(f"note: malloc environment set: {meta['malloc_env']}")
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark; 0 unless a configuration raised or the masks disagree beyond the hard floor."""
     args = parse_args(argv)
     pinned = sorted(pin(args.pin)) if args.pin else None
@@ -280,13 +320,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows += bench_model(model, inputs, args)
     fp = measure_footprint(args, models)
     fatal = any(failed(r, args) for r in rows) or any(
-        "error" in x for res in fp.get("rss", {}).values() for x in res.values())
+        "error" in x for res in fp.get("rss", {}).values() for x in res.values()
+    )
     meta["loadavg_end"] = os.getloadavg()
-    print(f"\nLatency, ms (load average {meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} "
-          f"at end; ratio = median of per-pair segkit/MediaPipe, with numpy_view() access)")
+    print(
+        f"\nLatency, ms (load average {meta['loadavg_start'][0]:.2f} at start, {meta['loadavg_end'][0]:.2f} "
+        f"at end; ratio = median of per-pair segkit/MediaPipe, with numpy_view() access)"
+    )
     print(timing_table(rows))
-    print("\nsegkit stage breakdown, ms medians (hooked runs; raw invoke = _runtime.run(tensor) alone, right after "
-          "each run; overhead = total - raw invoke)")
+    print(
+        "\nsegkit stage breakdown, ms medians (hooked runs; raw invoke = _runtime.run(tensor) alone, right after "
+        "each run; overhead = total - raw invoke)"
+    )
     print(breakdown_table(rows))
     print("\nFootprint")
     print(footprint_report(fp))

@@ -6,6 +6,7 @@ Switch from MediaPipe by changing one import: ``import segkit as mp`` keeps ``mp
     from segkit import ImageSegmenter, ImageSegmenterOptions, BaseOptions, Image
 """
 
+from segkit import tasks
 from segkit.image import Image, ImageFormat
 from segkit.options import (
     BaseOptions,
@@ -17,7 +18,6 @@ from segkit.options import (
 )
 from segkit.result import ImageSegmenterResult
 from segkit.segmenter import ImageSegmenter
-from segkit import tasks
 
 __version__ = "0.1.0"
 

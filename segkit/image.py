@@ -69,8 +69,7 @@ def _checked(image_format: ImageFormat | int, data: np.ndarray) -> tuple[ImageFo
         raise ValueError(f"Unsupported image format: {image_format}") from None
     if fmt not in formats:
         raise ValueError(
-            f"Unsupported image format: {fmt.name} (expected {_or_list(formats)} for "
-            f"{_DTYPE_NAMES[data.dtype]} data)"
+            f"Unsupported image format: {fmt.name} (expected {_or_list(formats)} for {_DTYPE_NAMES[data.dtype]} data)"
         )
     channels = CHANNELS[fmt]
     if data.ndim == 2:

@@ -11,8 +11,9 @@ import logging
 import operator
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = [
     "LiveStreamWorker",
@@ -49,13 +50,11 @@ def mode_name(mode: Any) -> str:
     return _MODE_NAMES[_mode_key(mode)]
 
 
-def check_callback(running_mode: Any, result_callback: Optional[Callable[..., Any]]) -> None:
+def check_callback(running_mode: Any, result_callback: Callable[..., Any] | None) -> None:
     """Raise MediaPipe's ValueError when the callback does not fit the mode (truthiness, as MediaPipe tests it)."""
     if _mode_key(running_mode) == "LIVE_STREAM":
         if not result_callback:
-            raise ValueError(
-                "The vision task is in live stream mode, a user-defined result callback must be provided."
-            )
+            raise ValueError("The vision task is in live stream mode, a user-defined result callback must be provided.")
     elif result_callback:
         raise ValueError(
             "The vision task is in image or video mode, a user-defined result callback should not be provided."
@@ -78,11 +77,11 @@ class TimestampGuard:
     """
 
     def __init__(self) -> None:
-        self._last: Optional[int] = None
+        self._last: int | None = None
         self._lock = threading.Lock()
 
     @property
-    def last(self) -> Optional[int]:
+    def last(self) -> int | None:
         """The last accepted timestamp in ms, or None before the first."""
         return self._last
 
@@ -143,11 +142,11 @@ class _State:
         self.deliver = deliver
         self.idle_timeout_s = idle
         self.cond = threading.Condition()
-        self.in_flight: Optional[tuple[Any, int]] = None
-        self.waiting: Optional[tuple[Any, int]] = None
+        self.in_flight: tuple[Any, int] | None = None
+        self.waiting: tuple[Any, int] | None = None
         self.closed = False
-        self.error: Optional[BaseException] = None
-        self.thread: Optional[threading.Thread] = None
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
         self.thread_alive = False
         self.submitted = self.processed = self.delivered = self.dropped = self.failed = 0
 
@@ -165,7 +164,7 @@ class _State:
             self.cond.notify_all()
 
 
-def _abandon(state_ref: "weakref.ReferenceType[_State]") -> None:
+def _abandon(state_ref: weakref.ReferenceType[_State]) -> None:
     """Finalizer of an unclosed worker; nothing to do when its state is gone (then no thread was running)."""
     state = state_ref()
     if state is not None:
@@ -212,7 +211,7 @@ class LiveStreamWorker(Generic[ItemT, ResultT]):
         process: Callable[[ItemT], ResultT],
         deliver: Callable[[ResultT, ItemT, int], None],
         *,
-        on_drop: Optional[Callable[[int], None]] = None,
+        on_drop: Callable[[int], None] | None = None,
         idle_timeout_s: float = 0.5,
     ) -> None:
         """``on_drop(timestamp_ms)`` runs on the caller's thread for each dropped item; the thread starts on the
@@ -265,8 +264,8 @@ class LiveStreamWorker(Generic[ItemT, ResultT]):
         used, so the same call can be retried). Then admits the item, possibly dropping the waiting one.
         """
         s = self._state
-        dropped: Optional[int] = None
-        retired: Optional[threading.Thread] = None
+        dropped: int | None = None
+        retired: threading.Thread | None = None
         with s.cond:  # checks and admission under one lock: concurrent submitters cannot reorder timestamps
             if s.closed:
                 raise WorkerClosedError("The live stream worker is closed; submit() is not allowed after close().")
@@ -304,7 +303,7 @@ class LiveStreamWorker(Generic[ItemT, ResultT]):
             raise
         s.thread, s.thread_alive = thread, True
 
-    def close(self, drain: bool = True, timeout: Optional[float] = None) -> None:
+    def close(self, drain: bool = True, timeout: float | None = None) -> None:
         """Stop accepting items, finish the work, join the thread, then raise the pending error if any.
 
         ``drain=True`` processes and delivers the in-flight and the waiting item; ``drain=False`` drops the waiting
@@ -314,7 +313,7 @@ class LiveStreamWorker(Generic[ItemT, ResultT]):
         no join and no error raised; the thread drains and exits after the callback returns.
         """
         s = self._state
-        dropped: Optional[int] = None
+        dropped: int | None = None
         with s.cond:
             s.closed = True
             if not drain and s.waiting is not None:

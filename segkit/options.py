@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from segkit.image import Image
@@ -43,9 +43,9 @@ class BaseOptions:
         CPU = 1
         GPU = 2
 
-    model_asset_path: Optional[str] = None
-    model_asset_buffer: Optional[bytes] = None
-    delegate: Optional[Delegate] = None
+    model_asset_path: str | None = None
+    model_asset_buffer: bytes | None = None
+    delegate: Delegate | None = None
     gpu_precision: Literal["fp16", "fp32"] = "fp16"
     gpu_fallback: bool = False
 
@@ -67,7 +67,7 @@ class ImageProcessingOptions:
     ``rotation_degrees`` is clockwise and must be a multiple of 90.
     """
 
-    region_of_interest: Optional[RectF] = None
+    region_of_interest: RectF | None = None
     rotation_degrees: int = 0
 
 
@@ -93,9 +93,9 @@ class ImageSegmenterOptions:
     running_mode: RunningMode = RunningMode.IMAGE
     output_confidence_masks: bool = True
     output_category_mask: bool = False
-    result_callback: Optional[ResultCallback] = None
+    result_callback: ResultCallback | None = None
     display_names_locale: str = "en"
-    num_threads: Optional[int] = None
+    num_threads: int | None = None
     output_upright: bool = False
-    normalization: Optional[tuple[float, float]] = None
+    normalization: tuple[float, float] | None = None
     hair_mask_feedback: bool = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from segkit.image import Image
 
@@ -15,5 +14,5 @@ class ImageSegmenterResult:
     ``numpy_view()`` of a mask is a read-only (H, W, 1) array.
     """
 
-    confidence_masks: Optional[list[Image]] = None
-    category_mask: Optional[Image] = None
+    confidence_masks: list[Image] | None = None
+    category_mask: Image | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +32,7 @@ _NO_MODEL = (
 )
 _CLOSED = "ImageSegmenter is closed: create a new one to segment more images"
 _NEED_NORMALIZATION = (
-    "Input tensor has type float32: it requires specifying NormalizationOptions metadata to preprocess input "
-    "images."
+    "Input tensor has type float32: it requires specifying NormalizationOptions metadata to preprocess input images."
 )
 
 
@@ -107,7 +106,7 @@ def _normalization(info: metadata.ModelInfo, options: ImageSegmenterOptions) -> 
     return values_mean[0], values_std[0]
 
 
-def _check_processing_options(options: Optional[ImageProcessingOptions]) -> int:
+def _check_processing_options(options: ImageProcessingOptions | None) -> int:
     """The rotation in degrees, after MediaPipe's checks (rotation first, then region of interest)."""
     if options is None:
         return 0
@@ -129,7 +128,9 @@ def _mask_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
         return shape[0], shape[1], shape[2]
     if len(shape) == 2:
         return shape[0], shape[1], 1
-    raise ValueError(f"unsupported segmentation output shape {tuple(shape)}: expected [h, w], [h, w, C] or [1, h, w, C]")
+    raise ValueError(
+        f"unsupported segmentation output shape {tuple(shape)}: expected [h, w], [h, w, C] or [1, h, w, C]"
+    )
 
 
 def _log_drop(timestamp_ms: int) -> None:
@@ -204,7 +205,7 @@ class ImageSegmenter:
             mask = self._runtime.output_specs[-1]
             self._quantization = mask.quantization if mask.dtype != np.float32 else None
             self._spec = spec
-            self._pre: Optional[preprocess.Preprocessor] = preprocess.Preprocessor(spec)
+            self._pre: preprocess.Preprocessor | None = preprocess.Preprocessor(spec)
             self._post = postprocess.Postprocessor(
                 int(info.activation), _mask_shape(mask.shape), num_threads=options.num_threads
             )
@@ -214,13 +215,13 @@ class ImageSegmenter:
         mode = options.running_mode
         self._feedback = options.hair_mask_feedback and spec.zero_alpha and mode != RunningMode.IMAGE
         self._has_previous = False  # hair feedback: the previous frame's mask is in _feedback_rgba's alpha
-        self._feedback_rgba: Optional[np.ndarray] = None  # (H, W, 4) uint8, reused while the frame size holds
-        self._feedback_tmp: Optional[np.ndarray] = None  # (H, W) float32 scratch for the alpha
+        self._feedback_rgba: np.ndarray | None = None  # (H, W, 4) uint8, reused while the frame size holds
+        self._feedback_tmp: np.ndarray | None = None  # (H, W) float32 scratch for the alpha
         self._lock = threading.Lock()  # the pipeline: interpreter and reused buffers
         self._close_lock = threading.Lock()  # makes exactly one close() the first
         self._video_lock = threading.Lock()  # VIDEO: accept a timestamp and process its frame as one step
         self._timestamps = modes.TimestampGuard() if mode == RunningMode.VIDEO else None
-        self._worker: Optional[modes.LiveStreamWorker] = None
+        self._worker: modes.LiveStreamWorker | None = None
         if mode == RunningMode.LIVE_STREAM:
             self._worker = modes.LiveStreamWorker(self._process_item, self._deliver, on_drop=_log_drop)
         self._released = False
@@ -257,12 +258,12 @@ class ImageSegmenter:
         return self._info
 
     @property
-    def live_stream_stats(self) -> Optional[modes.WorkerStats]:
+    def live_stream_stats(self) -> modes.WorkerStats | None:
         """LIVE_STREAM counters (frames submitted, delivered, dropped, failed, outstanding); None in other modes."""
         return self._worker.stats if self._worker is not None else None
 
     def segment(
-        self, image: ImageLike, image_processing_options: Optional[ImageProcessingOptions] = None
+        self, image: ImageLike, image_processing_options: ImageProcessingOptions | None = None
     ) -> ImageSegmenterResult:
         """Segments one image (IMAGE mode). Accepts an :class:`Image`, a numpy array or a PIL image."""
         rotation = self._check_call(image_processing_options, RunningMode.IMAGE)
@@ -272,7 +273,7 @@ class ImageSegmenter:
         self,
         image: ImageLike,
         timestamp_ms: int,
-        image_processing_options: Optional[ImageProcessingOptions] = None,
+        image_processing_options: ImageProcessingOptions | None = None,
     ) -> ImageSegmenterResult:
         """Segments one video frame (VIDEO mode); ``timestamp_ms`` must be above the last accepted one.
 
@@ -290,7 +291,7 @@ class ImageSegmenter:
         self,
         image: ImageLike,
         timestamp_ms: int,
-        image_processing_options: Optional[ImageProcessingOptions] = None,
+        image_processing_options: ImageProcessingOptions | None = None,
     ) -> None:
         """Queues one live frame (LIVE_STREAM mode) and returns at once, never blocking on the worker.
 
@@ -327,10 +328,10 @@ class ImageSegmenter:
         # by the time the collector gets here the thread has nothing left to do (the timeout is only a guard).
         try:
             self._shutdown(drain=False, timeout=1.0, raise_errors=False)
-        except BaseException:  # noqa: BLE001 - a finalizer must not raise, even during interpreter shutdown
+        except BaseException:
             pass
 
-    def _shutdown(self, drain: bool, timeout: Optional[float], raise_errors: bool = True) -> None:
+    def _shutdown(self, drain: bool, timeout: float | None, raise_errors: bool = True) -> None:
         close_lock = getattr(self, "_close_lock", None)
         if close_lock is None:  # __init__ failed before anything needed freeing
             return
@@ -373,7 +374,7 @@ class ImageSegmenter:
             finally:
                 self._post.close()
 
-    def _check_call(self, options: Optional[ImageProcessingOptions], mode: RunningMode) -> int:
+    def _check_call(self, options: ImageProcessingOptions | None, mode: RunningMode) -> int:
         """MediaPipe's per-call checks in its order: rotation, region of interest, running mode; then closed."""
         rotation = _check_processing_options(options)
         modes.check_mode(mode, self._options.running_mode)
@@ -389,7 +390,7 @@ class ImageSegmenter:
         assert callback is not None
         callback(result, item[0], timestamp_ms)
 
-    def _feedback_pixels(self, pixels: np.ndarray) -> Optional[np.ndarray]:
+    def _feedback_pixels(self, pixels: np.ndarray) -> np.ndarray | None:
         """RGBA pixels whose alpha is the previous frame's hair mask, in a reused buffer; None without one."""
         rgba = self._feedback_rgba
         if not self._has_previous or rgba is None or rgba.shape[:2] != pixels.shape[:2]:

@@ -17,7 +17,10 @@ def test_bench_quick_runs_every_configuration(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "bench.py"), "--quick", "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, f"bench --quick failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
     table = proc.stdout.split("\nLatency, ms", 1)[1].split("\nsegkit stage breakdown", 1)[0]

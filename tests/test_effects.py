@@ -254,7 +254,7 @@ def test_refine_feather_and_guided(astronaut: np.ndarray) -> None:
     assert ((feathered > 0.05) & (feathered < 0.95)).sum() > 3 * ((hard > 0.05) & (hard < 0.95)).sum()
     assert feathered[256, 256] == pytest.approx(1.0) and feathered[5, 5] == pytest.approx(0.0)
     guided = effects.refine_mask(hard, astronaut, radius=8, method="guided")
-    assert guided.dtype == np.float32 and 0.0 <= guided.min() and guided.max() <= 1.0
+    assert guided.dtype == np.float32 and guided.min() >= 0.0 and guided.max() <= 1.0
     assert np.abs(guided - hard).mean() < 0.1
     np.testing.assert_array_equal(effects.refine_mask(hard, radius=0), hard)
     with pytest.raises(ValueError, match="needs the image"):

@@ -145,7 +145,9 @@ def test_cache_is_used_when_sizes_match(cache: Path) -> None:
     assert models.cached("selfie_segmenter") is None
 
 
-def test_no_file_and_no_download_says_where_it_looked(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_file_and_no_download_says_where_it_looked(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(models.ENV_VAR, str(tmp_path / "empty"))
     assert models.cached("hair_segmenter") is None
     with pytest.raises(FileNotFoundError) as e:

@@ -11,7 +11,8 @@ import threading
 import time
 import tracemalloc
 import weakref
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ JOIN_S = 10.0  # generous bound on any wait: a deadlock fails the test instead o
 class Recorder:
     """Collects deliveries and drops; optional gate/delay make ``process`` slow on demand."""
 
-    def __init__(self, delay_s: float = 0.0, gate: Optional[threading.Event] = None) -> None:
+    def __init__(self, delay_s: float = 0.0, gate: threading.Event | None = None) -> None:
         self.delay_s = delay_s
         self.gate = gate
         self.delivered: list[int] = []
@@ -512,9 +513,7 @@ def test_unclosed_worker_does_not_keep_its_owner_alive() -> None:
     class Owner:
         def __init__(self) -> None:
             self.delivered: list[int] = []
-            self.worker: LiveStreamWorker[int, int] = LiveStreamWorker(
-                self.process, self.deliver, idle_timeout_s=0.05
-            )
+            self.worker: LiveStreamWorker[int, int] = LiveStreamWorker(self.process, self.deliver, idle_timeout_s=0.05)
 
         def process(self, item: int) -> int:
             return item

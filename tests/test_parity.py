@@ -24,7 +24,7 @@ ROTATIONS = (0, 90, 180, 270, -90, 450)
 EXAMPLES = int(os.environ.get("SEGKIT_PARITY_EXAMPLES", "40"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo(name: str) -> np.ndarray:
     return load_rgb(name)
 
@@ -98,7 +98,9 @@ def compare(model: str, pixels: np.ndarray, rotation: int, confidence: bool, cat
 
 
 @pytest.mark.parametrize("model", MODELS_WITH_METADATA)
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(
     pixels=images(),
     rotation=st.sampled_from(ROTATIONS),

@@ -16,7 +16,7 @@ import textwrap
 import threading
 import time
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,8 +31,9 @@ from segkit import (
     ImageSegmenterResult,
     RectF,
     RunningMode,
+    postprocess,
+    preprocess,
 )
-from segkit import postprocess, preprocess
 from tests.conftest import REPO, load_rgb, model_path
 from tests.oracle import mediapipe_masks
 
@@ -86,7 +87,7 @@ def similarity(mask: Image, golden: np.ndarray) -> float:
     return float(np.mean(mask.numpy_view()[:, :, 0].astype(np.int32) * MAGNIFICATION == golden))
 
 
-def masks_of(result: ImageSegmenterResult) -> tuple[Optional[list[np.ndarray]], Optional[np.ndarray]]:
+def masks_of(result: ImageSegmenterResult) -> tuple[list[np.ndarray] | None, np.ndarray | None]:
     conf = [m.numpy_view().copy() for m in result.confidence_masks] if result.confidence_masks else None
     cat = result.category_mask.numpy_view().copy() if result.category_mask is not None else None
     return conf, cat
@@ -96,13 +97,18 @@ def masks_of(result: ImageSegmenterResult) -> tuple[Optional[list[np.ndarray]], 
 
 
 def test_missing_result_callback() -> None:
-    with pytest.raises(ValueError, match="^The vision task is in live stream mode, a user-defined result callback must be provided.$"):
+    with pytest.raises(
+        ValueError, match="^The vision task is in live stream mode, a user-defined result callback must be provided.$"
+    ):
         ImageSegmenter.create_from_options(options(running_mode=RunningMode.LIVE_STREAM))
 
 
 @pytest.mark.parametrize("mode", [RunningMode.IMAGE, RunningMode.VIDEO])
 def test_illegal_result_callback(mode: RunningMode) -> None:
-    with pytest.raises(ValueError, match="^The vision task is in image or video mode, a user-defined result callback should not be provided.$"):
+    with pytest.raises(
+        ValueError,
+        match="^The vision task is in image or video mode, a user-defined result callback should not be provided.$",
+    ):
         ImageSegmenter.create_from_options(options(running_mode=mode, result_callback=lambda *a: None))
 
 
@@ -165,7 +171,9 @@ def test_check_order_is_rotation_roi_mode_closed_timestamp(small: np.ndarray) ->
     seg = ImageSegmenter.create_from_options(options(SELFIE, running_mode=RunningMode.VIDEO))
     seg.segment_for_video(small, 10)
     with pytest.raises(ValueError, match="multiple of 90"):  # rotation before ROI and timestamp
-        seg.segment_for_video(small, 0, ImageProcessingOptions(region_of_interest=RectF(0, 0, 1, 1), rotation_degrees=45))
+        seg.segment_for_video(
+            small, 0, ImageProcessingOptions(region_of_interest=RectF(0, 0, 1, 1), rotation_degrees=45)
+        )
     with pytest.raises(ValueError, match="region-of-interest"):  # ROI before the mode
         seg.segment_async(small, 0, roi)
     with pytest.raises(ValueError, match="not initialized with the live stream mode"):  # mode before timestamp
@@ -303,8 +311,10 @@ def mediapipe_video_masks(model: str, video: list[np.ndarray]) -> list[tuple[lis
 def test_video_mode_equals_image_mode_and_mediapipe_video_mode(model: str, video: list[np.ndarray]) -> None:
     expected = mediapipe_video_masks(model, video)
     both = {"output_confidence_masks": True, "output_category_mask": True}
-    with ImageSegmenter.create_from_options(options(model, running_mode=RunningMode.VIDEO, **both)) as vid, \
-            ImageSegmenter.create_from_options(options(model, **both)) as img:
+    with (
+        ImageSegmenter.create_from_options(options(model, running_mode=RunningMode.VIDEO, **both)) as vid,
+        ImageSegmenter.create_from_options(options(model, **both)) as img,
+    ):
         for i, frame in enumerate(video):
             v_conf, v_cat = masks_of(vid.segment_for_video(frame, i * 33))
             i_conf, i_cat = masks_of(img.segment(frame))
@@ -327,9 +337,10 @@ def test_live_stream_delivers_what_image_mode_computes(video: list[np.ndarray]) 
         got[timestamp_ms] = result.category_mask.numpy_view().copy()
 
     frames = video[::8]
-    with live(SELFIE, callback, output_category_mask=True) as seg, ImageSegmenter.create_from_options(
-        options(SELFIE, output_category_mask=True)
-    ) as img:
+    with (
+        live(SELFIE, callback, output_category_mask=True) as seg,
+        ImageSegmenter.create_from_options(options(SELFIE, output_category_mask=True)) as img,
+    ):
         for i, frame in enumerate(frames):
             seg.segment_async(frame, i)
             wait_until(lambda: i in got)
@@ -347,7 +358,7 @@ def test_callback_output_image_is_the_input_image(test_image: Image, as_array: b
     frame: Any = np.array(test_image.numpy_view()) if as_array else test_image
     with live(SELFIE, lambda r, img, ts: seen.append((img, ts, threading.current_thread()))) as seg:
         seg.segment_async(frame, 7)
-    (out, ts, thread), = seen
+    ((out, ts, thread),) = seen
     assert ts == 7 and thread is not threading.main_thread()
     assert isinstance(out, Image)
     assert (out.width, out.height, out.image_format) == (test_image.width, test_image.height, ImageFormat.SRGB)
@@ -366,14 +377,13 @@ def test_callback_error_is_logged_and_raised_on_next_segment_async(
         if timestamp_ms == 1:
             raise KeyError("user bug")
 
-    with caplog.at_level(logging.ERROR, logger="segkit"):
-        with live(SELFIE, callback) as seg:
-            seg.segment_async(small, 1)
-            wait_until(lambda: seg.live_stream_stats.failed == 1)  # type: ignore[union-attr]
-            with pytest.raises(KeyError, match="user bug"):
-                seg.segment_async(small, 2)  # raised here; this frame is not queued ...
-            seg.segment_async(small, 2)  # ... and its timestamp is still free: the call can be retried
-            seg.segment_async(small, 3)
+    with caplog.at_level(logging.ERROR, logger="segkit"), live(SELFIE, callback) as seg:
+        seg.segment_async(small, 1)
+        wait_until(lambda: seg.live_stream_stats.failed == 1)  # type: ignore[union-attr]
+        with pytest.raises(KeyError, match="user bug"):
+            seg.segment_async(small, 2)  # raised here; this frame is not queued ...
+        seg.segment_async(small, 2)  # ... and its timestamp is still free: the call can be retried
+        seg.segment_async(small, 3)
     assert "Error in callback at timestamp 1 ms" in caplog.text
     assert "Traceback" in caplog.text and "KeyError: 'user bug'" in caplog.text
     assert calls[0] == 1 and calls[-1] == 3 and calls == sorted(calls)
@@ -611,9 +621,7 @@ def test_unclosed_live_segmenter_does_not_hang_interpreter_exit() -> None:
         """
     )
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "delivered 9" in proc.stdout  # the last frame still reaches the callback before exit
     assert time.monotonic() - start < 30
@@ -665,9 +673,7 @@ def test_two_hundred_segmenters_leave_threads_and_memory_flat() -> None:
     and closed in a fresh process so other tests' heap history does not blur the RSS reading."""
     import json
 
-    proc = subprocess.run(
-        [sys.executable, "-c", _LEAK_CHECK], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", _LEAK_CHECK], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     (threads0, os_threads0, rss0), (threads1, os_threads1, rss1) = figures["before"], figures["after"]
@@ -763,9 +769,12 @@ def reference_feedback_masks(frames: list[np.ndarray]) -> list[np.ndarray]:
 def test_hair_mask_feedback_is_opt_in_and_reuses_its_buffers(video: list[np.ndarray]) -> None:
     frames = video[:12]
     expected = reference_feedback_masks(frames)
-    with ImageSegmenter.create_from_options(
-        options(HAIR, running_mode=RunningMode.VIDEO, hair_mask_feedback=True)
-    ) as seg, ImageSegmenter.create_from_options(options(HAIR)) as plain:
+    with (
+        ImageSegmenter.create_from_options(
+            options(HAIR, running_mode=RunningMode.VIDEO, hair_mask_feedback=True)
+        ) as seg,
+        ImageSegmenter.create_from_options(options(HAIR)) as plain,
+    ):
         buffers = None
         differs = 0
         for i, frame in enumerate(frames):

@@ -16,7 +16,7 @@ from segkit import (
     RectF,
     RunningMode,
 )
-from tests.conftest import load_rgb, model_path, data_file
+from tests.conftest import data_file, load_rgb, model_path
 from tests.modelbuilder import probe_model
 
 DEEPLAB = "deeplabv3.tflite"
@@ -124,9 +124,10 @@ def test_legacy_model_equals_tasks_model_with_override() -> None:
         normalization=(0.0, 255.0),
         output_category_mask=True,
     )
-    with ImageSegmenter.create_from_options(opts) as legacy, ImageSegmenter.create_from_options(
-        options("selfie_segmenter.tflite", output_category_mask=True)
-    ) as tasks:
+    with (
+        ImageSegmenter.create_from_options(opts) as legacy,
+        ImageSegmenter.create_from_options(options("selfie_segmenter.tflite", output_category_mask=True)) as tasks,
+    ):
         a, b = legacy.segment(pixels), tasks.segment(pixels)
     assert a.category_mask is not None and b.category_mask is not None
     assert np.array_equal(a.category_mask.numpy_view(), b.category_mask.numpy_view())
@@ -143,7 +144,9 @@ def test_rotation_and_roi_errors(test_image: Image) -> None:
 
 def test_wrong_mode_messages(test_image: Image) -> None:
     with ImageSegmenter.create_from_options(options()) as seg:
-        with pytest.raises(ValueError, match="^Task is not initialized with the video mode. Current running mode:image mode$"):
+        with pytest.raises(
+            ValueError, match="^Task is not initialized with the video mode. Current running mode:image mode$"
+        ):
             seg.segment_for_video(test_image, 0)
         with pytest.raises(ValueError, match="not initialized with the live stream mode"):
             seg.segment_async(test_image, 0)
@@ -228,9 +231,8 @@ def test_bad_inputs_raise_and_segmenter_stays_usable(data: object, error: type[E
 
 def test_nan_float_image_is_refused() -> None:
     data = np.full((4, 4, 1), np.nan, np.float32)
-    with ImageSegmenter.create_from_options(options("selfie_segmenter.tflite")) as seg:
-        with pytest.raises(ValueError):
-            seg.segment(Image(ImageFormat.VEC32F1, data))
+    with ImageSegmenter.create_from_options(options("selfie_segmenter.tflite")) as seg, pytest.raises(ValueError):
+        seg.segment(Image(ImageFormat.VEC32F1, data))
 
 
 def test_image_constructor_errors_match_mediapipe() -> None:

@@ -88,7 +88,7 @@ class Reader:
 class Table:
     """A checked view of one table; fields are read by their id (declaration order in the .fbs schema)."""
 
-    __slots__ = ("r", "pos", "vtable", "vsize", "tsize", "path")
+    __slots__ = ("path", "pos", "r", "tsize", "vsize", "vtable")
 
     def __init__(self, r: Reader, pos: int, vtable: int, vsize: int, tsize: int, path: str) -> None:
         self.r, self.pos, self.vtable, self.vsize, self.tsize, self.path = r, pos, vtable, vsize, tsize, path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from segkit.metadata.flatbuf import I8, I32, U32, U64, F32, Reader, Table
+from segkit.metadata.flatbuf import F32, I8, I32, U32, U64, Reader, Table
 
 # TensorType enum of schema.fbs, in value order.
 DTYPES = (

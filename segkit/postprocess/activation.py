@@ -31,6 +31,7 @@ def quiet(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
     return run
 
+
 _F32 = np.float32
 _ONE = np.float32(1.0)
 _CHUNK = 1 << 16  # float64 elements per exp chunk (512 KiB: fewer calls, so two threads rarely wait for the GIL)

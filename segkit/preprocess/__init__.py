@@ -46,6 +46,7 @@ _FLT_EPSILON = 1.1920928955078125e-07
 # the first three float32 lanes of a four-lane pixel, as one 12-byte field
 _RGB_OF_RGBA32 = np.dtype({"names": ["rgb"], "formats": ["V12"], "offsets": [0], "itemsize": 16})
 
+
 def with_alpha(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """RGBA copy of ``pixels`` whose 4th channel is ``alpha`` (uint8 (H, W)), e.g. the hair model's last mask."""
     alpha = np.asarray(alpha)
@@ -173,8 +174,7 @@ class Preprocessor:
         if bufs is None:
             shape = (self.spec.height, self.spec.width * lanes)
             top_bot = np.empty((2, *shape), np.uint16)
-            a = (self._out[0].reshape(shape) if lanes == 3 and self.spec.normalized
-                 else np.empty(shape, np.float32))
+            a = self._out[0].reshape(shape) if lanes == 3 and self.spec.normalized else np.empty(shape, np.float32)
             bufs = (np.empty(shape, np.uint8), top_bot[0], top_bot[1], a, np.empty(shape, np.float32))
             self._warp_bufs[lanes] = bufs
         return bufs
@@ -217,8 +217,8 @@ class Preprocessor:
                 emit(0, spec.height, resize_area(pixels, plan, self._resized))  # type: ignore[arg-type]
         else:
             plan = self._plan(
-                (h, w, 1), lambda: LinearRunner(make_linear_plan(h, w, 4, spec.height, spec.width), 4,
-                                                spec.height, spec.width)
+                (h, w, 1),
+                lambda: LinearRunner(make_linear_plan(h, w, 4, spec.height, spec.width), 4, spec.height, spec.width),
             )
             plan.run(pixels, emit)  # type: ignore[union-attr]
         if not alpha_needed:

@@ -14,7 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
-UNKNOWN, SRGB, SRGBA, GRAY8, GRAY16, SRGB48, SRGBA64, VEC32F1, SBGRA, VEC32F2, VEC32F4 = 0, 1, 2, 3, 4, 7, 8, 9, 11, 12, 13
+UNKNOWN, SRGB, SRGBA, GRAY8, GRAY16, SRGB48, SRGBA64, VEC32F1, SBGRA, VEC32F2, VEC32F4 = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    9,
+    11,
+    12,
+    13,
+)
 
 # format -> (numpy dtype, channel count, name)
 _FORMATS: dict[int, tuple[type, int, str]] = {

@@ -241,7 +241,11 @@ class LinearRunner:
             lo = int(min(plan.row0[r0:r1].min(), plan.row1[r0:r1].min()))
             hi = int(max(plan.row0[r0:r1].max(), plan.row1[r0:r1].max())) + 1
             src_rows = plan.rows[lo:hi]
-            src = slice(int(src_rows[0]), int(src_rows[-1]) + 1) if src_rows[-1] - src_rows[0] == hi - lo - 1 else src_rows
+            src = (
+                slice(int(src_rows[0]), int(src_rows[-1]) + 1)
+                if src_rows[-1] - src_rows[0] == hi - lo - 1
+                else src_rows
+            )
             self.bands.append(_LinearBand(r0, r1, src, plan.row0[r0:r1] - lo, plan.row1[r0:r1] - lo))
             most = max(most, hi - lo, r1 - r0)
         self.g0 = np.empty((most, n), np.uint8)

@@ -100,7 +100,9 @@ def _solve_lu(a: list[list[float]], b: list[float]) -> list[float]:
     return b
 
 
-def perspective_matrix(src: list[tuple[np.float32, np.float32]], dst: list[tuple[np.float32, np.float32]]) -> list[float]:
+def perspective_matrix(
+    src: list[tuple[np.float32, np.float32]], dst: list[tuple[np.float32, np.float32]]
+) -> list[float]:
     """``cv::getPerspectiveTransform`` for float32 points: the 3x3 forward matrix, row-major, in double."""
     a = [[0.0] * 8 for _ in range(8)]
     b = [0.0] * 8
@@ -174,8 +176,14 @@ _PLAN_CHUNK = 16384  # tensor pixels per chunk of the plan build: bounds its flo
 
 
 def make_warp_plan(
-    image_height: int, image_width: int, channels: int, height: int, width: int, rotation_degrees: int,
-    *, allow_separable: bool = True,
+    image_height: int,
+    image_width: int,
+    channels: int,
+    height: int,
+    width: int,
+    rotation_degrees: int,
+    *,
+    allow_separable: bool = True,
 ) -> WarpPlan:
     """Gather indices and weights that warp a C-contiguous (image_height, image_width, channels) uint8 image to
     (height, width, 3), sampling its first three channels. ``allow_separable=False`` forces the 2-D form.
@@ -207,9 +215,12 @@ def make_warp_plan(
     if sep is not None:
         return WarpPlan(height, width, offsets, None, True, *sep)  # type: ignore[arg-type]
     lanes = (height, width * channels)
-    return WarpPlan(height, width, offsets,  # type: ignore[arg-type]
-                    (np.repeat(fxs.reshape(-1), channels).reshape(lanes),
-                     np.repeat(fys.reshape(-1), channels).reshape(lanes)))
+    return WarpPlan(
+        height,
+        width,
+        offsets,  # type: ignore[arg-type]
+        (np.repeat(fxs.reshape(-1), channels).reshape(lanes), np.repeat(fys.reshape(-1), channels).reshape(lanes)),
+    )
 
 
 def _separable_weights(

@@ -18,7 +18,8 @@ move after a run, the runtime falls back to copying into buffers it owns.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -79,12 +80,12 @@ class InterpreterRuntime:
         self._output_views = [self._interpreter.tensor(d["index"]) for d in outputs]
         self._addresses: list[int] = []
         self._outputs = self._windows(outputs)  # zero-copy arrays, or None: copy into _copies
-        self._copies: Optional[list[np.ndarray]] = None
+        self._copies: list[np.ndarray] | None = None
         if self._outputs is None:
             self._copy_mode()
         self._lock = threading.Lock()
 
-    def _windows(self, details: list[dict[str, Any]]) -> Optional[list[np.ndarray]]:
+    def _windows(self, details: list[dict[str, Any]]) -> list[np.ndarray] | None:
         """Arrays over the output buffers, or None when a buffer may move (dynamic shape, unusual layout)."""
         windows = []
         for detail, spec, view in zip(details, self.output_specs, self._output_views):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from segkit.runtime.base import Runtime, check_num_threads
 from segkit.runtime.gpu import PRECISIONS, GpuUnavailableError, open_gpu_runtime

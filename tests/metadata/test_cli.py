@@ -32,5 +32,7 @@ def test_cli_prints_everything() -> None:
 def test_cli_bad_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     png = tmp_path / "x.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
-    proc = subprocess.run([sys.executable, "-m", "segkit.metadata", str(png)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "segkit.metadata", str(png)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1 and "not a TFLite model" in proc.stderr

@@ -42,7 +42,10 @@ def edit(model: bytes, edits: list[tuple[int, int]], lo: int = 0, hi: int | None
     [
         (b"", "too short"),
         (b"TFL3", "too short"),
-        (b"\x89PNG\r\n\x1a\n" + bytes(64), r"^not a TFLite model: file identifier is b'\\r\\n\\x1a\\n' instead of b'TFL3'$"),
+        (
+            b"\x89PNG\r\n\x1a\n" + bytes(64),
+            r"^not a TFLite model: file identifier is b'\\r\\n\\x1a\\n' instead of b'TFL3'$",
+        ),
         (b"\x00" * 4 + b"TFL3", "root offset|vtable"),
         (b"\xff\xff\x00\x00TFL3" + bytes(32), "outside"),
     ],
@@ -71,7 +74,9 @@ def test_wrong_metadata_identifier() -> None:
     verify_model(bad)  # the TFLite structure itself is fine
 
 
-@pytest.mark.parametrize(("value", "expected"), [(0, Activation.NONE), (1, Activation.SIGMOID), (2, Activation.SOFTMAX)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, Activation.NONE), (1, Activation.SIGMOID), (2, Activation.SOFTMAX)]
+)
 def test_activation_values(value: int, expected: Activation) -> None:
     model = load("hair_segmenter.tflite")
     pos = activation_pos(model)
@@ -82,7 +87,9 @@ def test_invalid_activation() -> None:
     model = load("hair_segmenter.tflite")
     pos = activation_pos(model)
     bad = model[:pos] + bytes([3]) + model[pos + 1 :]
-    with pytest.raises(RuntimeError, match="^Invalid activation type found in CustomMetadata of ImageSegmenterOptions type.$"):
+    with pytest.raises(
+        RuntimeError, match="^Invalid activation type found in CustomMetadata of ImageSegmenterOptions type.$"
+    ):
         read_model_info(bad)
     with pytest.raises(ValueError):
         read_model_info(bad)

@@ -70,13 +70,22 @@ def test_tensor_names() -> None:
 def test_tasks_models(name: str) -> None:
     info = read_model_info(load(name))
     assert info.has_metadata
-    assert (info.name, info.version, info.author, info.min_parser_version) == ("ImageSegmenter", "1", "MediaPipe", "1.5.0")
+    assert (info.name, info.version, info.author, info.min_parser_version) == (
+        "ImageSegmenter",
+        "1",
+        "MediaPipe",
+        "1.5.0",
+    )
     assert info.color_space == "RGB"
     assert info.normalization == Normalization((0.0,), (255.0,))
     assert info.input_metadata is not None and info.input_metadata.name == "image"
     assert (info.input_metadata.stats_min, info.input_metadata.stats_max) == ((0.0,), (1.0,))
     out = info.output_metadata
-    assert out is not None and (out.name, out.color_space, out.value_range) == ("segmentation_masks", "GRAYSCALE", (1, 2))
+    assert out is not None and (out.name, out.color_space, out.value_range) == (
+        "segmentation_masks",
+        "GRAYSCALE",
+        (1, 2),
+    )
     assert [(f.name, f.locale) for f in info.label_files] == [("labels.txt", None)]
     if name.startswith("hair"):
         assert info.activation is Activation.SOFTMAX
@@ -102,7 +111,9 @@ def test_deeplabv3_softmax_locales() -> None:
     assert (info.name, info.min_parser_version, info.activation) == ("ImageSegmenter", "1.5.0", Activation.SOFTMAX)
     assert info.normalization == Normalization((127.5,), (127.5,))
     assert [(f.name, f.locale) for f in info.label_files] == [
-        ("labels.txt", None), ("labels_en.txt", "en"), ("labels_fr.txt", "fr")
+        ("labels.txt", None),
+        ("labels_en.txt", "en"),
+        ("labels_fr.txt", "fr"),
     ]
     assert info.labels == VOC
     assert info.locales == ("en", "fr")

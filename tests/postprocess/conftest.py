@@ -100,4 +100,3 @@ def oracle() -> Iterator[Oracle]:
 def bits_differ(a: np.ndarray, b: np.ndarray) -> int:
     """How many float32 elements differ in their bit patterns."""
     return int(np.count_nonzero(a.astype(F32).view(np.uint32) != b.astype(F32).view(np.uint32)))
-

@@ -34,12 +34,15 @@ def segmenter(
 ) -> ImageSegmenter:
     """A MediaPipe segmenter for a probe model; cached per model spec and closed by ``close_all``."""
     model = probe_model(
-        tensor_hwc, output_hwc, dtype=dtype, mean=(mean,), std=(std,), activation=0,
+        tensor_hwc,
+        output_hwc,
+        dtype=dtype,
+        mean=(mean,),
+        std=(std,),
+        activation=0,
         labels=list(labels) if labels else None,
     )
-    seg = ImageSegmenter.create_from_options(
-        ImageSegmenterOptions(base_options=BaseOptions(model_asset_buffer=model))
-    )
+    seg = ImageSegmenter.create_from_options(ImageSegmenterOptions(base_options=BaseOptions(model_asset_buffer=model)))
     _OPEN.append(seg)
     return seg
 

@@ -7,7 +7,17 @@ import pytest
 
 from segkit.preprocess import InputSpec, Preprocessor, normalization_lut, to_pixels
 from segkit.preprocess.color import (
-    GRAY8, GRAY16, SBGRA, SRGB, SRGB48, SRGBA, SRGBA64, UNKNOWN, VEC32F1, VEC32F2, VEC32F4,
+    GRAY8,
+    GRAY16,
+    SBGRA,
+    SRGB,
+    SRGB48,
+    SRGBA,
+    SRGBA64,
+    UNKNOWN,
+    VEC32F1,
+    VEC32F2,
+    VEC32F4,
 )
 
 RNG = np.random.default_rng(7)

@@ -12,36 +12,46 @@ from hypothesis import strategies as st
 
 from segkit.preprocess import InputSpec, Preprocessor, normalization_lut, to_pixels
 from segkit.preprocess import resize as rs
+from segkit.preprocess import warp as wp
 from segkit.preprocess.color import SRGB, SRGBA
 from segkit.preprocess.normalize import normalization_affine, normalize_into
-from segkit.preprocess import warp as wp
 from segkit.preprocess.warp import make_warp_plan
 
 SIZES = st.integers(1, 700)
-TENSORS = st.one_of(st.sampled_from([(256, 256), (144, 256), (257, 257), (512, 512)]),
-                    st.tuples(st.integers(1, 300), st.integers(1, 300)))
+TENSORS = st.one_of(
+    st.sampled_from([(256, 256), (144, 256), (257, 257), (512, 512)]),
+    st.tuples(st.integers(1, 300), st.integers(1, 300)),
+)
 
 
 def both_ways(image: np.ndarray, spec: InputSpec, rotation: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """The tensor through the plan as made (separable when it can be) and through the forced 2-D fallback."""
     fast = Preprocessor(spec)
     got = fast(image, rotation).copy()
-    (key, plan), = fast._plans.items()
+    ((key, plan),) = fast._plans.items()
     slow = Preprocessor(spec)
     slow._plans[key] = make_warp_plan(*image.shape, spec.height, spec.width, rotation, allow_separable=False)
     return got, slow(image, rotation).copy(), plan.separable
 
 
 @settings(deadline=None, max_examples=150)
-@given(SIZES, SIZES, TENSORS, st.sampled_from([0, 90, 180, 270, -90, 450]), st.sampled_from([3, 4]),
-       st.sampled_from(["float32", "uint8"]), st.integers(0, 2**32 - 1))
+@given(
+    SIZES,
+    SIZES,
+    TENSORS,
+    st.sampled_from([0, 90, 180, 270, -90, 450]),
+    st.sampled_from([3, 4]),
+    st.sampled_from(["float32", "uint8"]),
+    st.integers(0, 2**32 - 1),
+)
 @example(480, 640, (256, 256), 0, 3, "float32", 0)
 @example(480, 640, (256, 256), 90, 3, "float32", 0)
 @example(720, 1280, (144, 256), 270, 4, "float32", 0)
 @example(1080, 1920, (512, 512), 180, 3, "float32", 0)  # a grid whose fractions do not factor
 @example(1, 1, (7, 5), 90, 3, "uint8", 0)
-def test_separable_warp_equals_2d_gather(H: int, W: int, tensor: tuple[int, int], rotation: int, cn: int,
-                                         dtype: str, seed: int) -> None:
+def test_separable_warp_equals_2d_gather(
+    H: int, W: int, tensor: tuple[int, int], rotation: int, cn: int, dtype: str, seed: int
+) -> None:
     image = np.random.default_rng(seed).integers(0, 256, (H, W, cn), dtype=np.uint8)
     norm = (127.5, 127.5) if dtype == "float32" else (None, None)
     got, want, _ = both_ways(image, InputSpec(*tensor, 3, dtype, *norm), rotation)
@@ -49,10 +59,13 @@ def test_separable_warp_equals_2d_gather(H: int, W: int, tensor: tuple[int, int]
 
 
 @pytest.mark.parametrize("rotation", [0, 90, 180, 270])
-@pytest.mark.parametrize(("image_hw", "tensor"), [((480, 640), (256, 256)), ((720, 1280), (256, 256)),
-                                                  ((480, 640), (144, 256)), ((720, 1280), (257, 257))])
-def test_common_geometries_take_the_separable_path(image_hw: tuple[int, int], tensor: tuple[int, int],
-                                                   rotation: int) -> None:
+@pytest.mark.parametrize(
+    ("image_hw", "tensor"),
+    [((480, 640), (256, 256)), ((720, 1280), (256, 256)), ((480, 640), (144, 256)), ((720, 1280), (257, 257))],
+)
+def test_common_geometries_take_the_separable_path(
+    image_hw: tuple[int, int], tensor: tuple[int, int], rotation: int
+) -> None:
     assert make_warp_plan(*image_hw, 3, *tensor, rotation).separable
 
 
@@ -88,8 +101,15 @@ def banded(image: np.ndarray, h: int, w: int, kind: str) -> np.ndarray:
 
 
 @settings(deadline=None, max_examples=120)
-@given(st.integers(1, 400), st.integers(1, 400), st.integers(1, 300), st.integers(1, 300), st.sampled_from([4, 3, 1]),
-       st.sampled_from([1 << 15, 700, 40]), st.integers(0, 2**32 - 1))
+@given(
+    st.integers(1, 400),
+    st.integers(1, 400),
+    st.integers(1, 300),
+    st.integers(1, 300),
+    st.sampled_from([4, 3, 1]),
+    st.sampled_from([1 << 15, 700, 40]),
+    st.integers(0, 2**32 - 1),
+)
 @example(480, 640, 512, 512, 4, 1 << 15, 0)
 @example(720, 1280, 512, 512, 4, 1 << 15, 0)
 @example(720, 1280, 512, 512, 4, 100, 0)
@@ -137,21 +157,29 @@ def reference_warp(image: np.ndarray, h: int, w: int, rotation: int) -> np.ndarr
     x0, x1 = np.clip(ix, 0, W - 1), np.clip(ix + 1, 0, W - 1)
     y0, y1 = np.clip(iy, 0, H - 1), np.clip(iy + 1, 0, H - 1)
     px = image[..., :3].astype(np.int64)
-    s = ((px[y0, x0] * (32 - fx) + px[y0, x1] * fx) * (32 - fy) + (px[y1, x0] * (32 - fx) + px[y1, x1] * fx) * fy)
+    s = (px[y0, x0] * (32 - fx) + px[y0, x1] * fx) * (32 - fy) + (px[y1, x0] * (32 - fx) + px[y1, x1] * fx) * fy
     return ((s + 512) >> 10).astype(np.uint8)
 
 
 @settings(deadline=None, max_examples=150)
-@given(SIZES, SIZES, TENSORS, st.sampled_from([0, 90, 180, 270, -90, 450]), st.sampled_from([3, 4]),
-       st.booleans(), st.integers(0, 2**32 - 1))
+@given(
+    SIZES,
+    SIZES,
+    TENSORS,
+    st.sampled_from([0, 90, 180, 270, -90, 450]),
+    st.sampled_from([3, 4]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
 @example(480, 640, (256, 256), 0, 3, True, 0)
 @example(480, 640, (256, 256), 90, 4, True, 0)
 @example(1080, 1920, (512, 512), 180, 3, True, 0)  # not separable
 @example(1080, 1920, (512, 512), 180, 4, True, 0)  # not separable, RGBA pixels
 @example(1, 1, (7, 5), 270, 4, False, 0)
 @example(3, 701, (1, 1), 90, 3, False, 0)
-def test_warp_equals_integer_reference(H: int, W: int, tensor: tuple[int, int], rotation: int, cn: int,
-                                       separable: bool, seed: int) -> None:
+def test_warp_equals_integer_reference(
+    H: int, W: int, tensor: tuple[int, int], rotation: int, cn: int, separable: bool, seed: int
+) -> None:
     """Both plan forms, RGB and RGBA pixels, uint8 and float models, against the plain int64 formula."""
     image = np.random.default_rng(seed).integers(0, 256, (H, W, cn), dtype=np.uint8)
     want = reference_warp(image, *tensor, rotation)
@@ -166,17 +194,25 @@ def test_warp_equals_integer_reference(H: int, W: int, tensor: tuple[int, int], 
             assert np.array_equal(got.view(np.uint32), normalization_lut(*norm)[want].view(np.uint32))
 
 
-@pytest.mark.parametrize(("H", "W", "cn", "h", "w", "rotation"),
-                         [(480, 640, 3, 257, 257, 0), (480, 640, 4, 256, 256, 90), (1080, 1920, 3, 512, 512, 180),
-                          (37, 53, 3, 61, 3, 270), (5, 3, 4, 2, 300, 180)])
-def test_chunked_plan_build_equals_one_chunk(monkeypatch: pytest.MonkeyPatch, H: int, W: int, cn: int, h: int,
-                                             w: int, rotation: int) -> None:
+@pytest.mark.parametrize(
+    ("H", "W", "cn", "h", "w", "rotation"),
+    [
+        (480, 640, 3, 257, 257, 0),
+        (480, 640, 4, 256, 256, 90),
+        (1080, 1920, 3, 512, 512, 180),
+        (37, 53, 3, 61, 3, 270),
+        (5, 3, 4, 2, 300, 180),
+    ],
+)
+def test_chunked_plan_build_equals_one_chunk(
+    monkeypatch: pytest.MonkeyPatch, H: int, W: int, cn: int, h: int, w: int, rotation: int
+) -> None:
     whole = wp.make_warp_plan(H, W, cn, h, w, rotation)
     monkeypatch.setattr(wp, "_PLAN_CHUNK", 1)  # one row per chunk
     rows = wp.make_warp_plan(H, W, cn, h, w, rotation)
     sx, sy = wp.source_coords(wp.warp_matrix(H, W, h, w, rotation), h, w)
     part_x, part_y = wp.source_coords(wp.warp_matrix(H, W, h, w, rotation), h, w, slice(h // 2, h))
-    assert np.array_equal(part_x, sx[h // 2:]) and np.array_equal(part_y, sy[h // 2:])
+    assert np.array_equal(part_x, sx[h // 2 :]) and np.array_equal(part_y, sy[h // 2 :])
     assert whole.separable == rows.separable
     for a, b in zip(dataclasses.astuple(whole), dataclasses.astuple(rows), strict=True):
         for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True):
@@ -196,8 +232,9 @@ def test_plan_keeps_per_pixel_indices_only() -> None:
     assert nbytes < 2.2e6
 
 
-@pytest.mark.parametrize(("cn", "rotation", "separable"), [(3, 0, True), (4, 90, True), (3, 180, False),
-                                                           (4, 270, False)])
+@pytest.mark.parametrize(
+    ("cn", "rotation", "separable"), [(3, 0, True), (4, 90, True), (3, 180, False), (4, 270, False)]
+)
 def test_warp_bands_equal_whole(cn: int, rotation: int, separable: bool) -> None:
     image = np.random.default_rng(cn).integers(0, 256, (101, 163, cn), dtype=np.uint8)
     spec = InputSpec(67, 45, 3, "float32", 127.5, 127.5)

@@ -47,8 +47,14 @@ def test_linear_matches_cv2(H: int, W: int, h: int, w: int, cn: int, seed: int) 
 
 
 @settings(deadline=None, max_examples=200)
-@given(st.integers(2, 400), st.integers(2, 400), st.floats(0.05, 0.99), st.floats(0.05, 0.99),
-       st.sampled_from([4, 3, 1]), st.integers(0, 2**32 - 1))
+@given(
+    st.integers(2, 400),
+    st.integers(2, 400),
+    st.floats(0.05, 0.99),
+    st.floats(0.05, 0.99),
+    st.sampled_from([4, 3, 1]),
+    st.integers(0, 2**32 - 1),
+)
 @example(720, 1280, 512 / 720, 512 / 1280, 4, 0)
 @example(1024, 1024, 0.5, 0.5, 4, 0)
 @example(900, 900, 1 / 3, 1 / 3, 4, 0)

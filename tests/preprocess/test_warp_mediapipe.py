@@ -19,7 +19,7 @@ NORMALIZATIONS = ((0.0, 1.0), (0.0, 255.0), (127.5, 127.5))
 REAL_IMAGES = ("astronaut.png", "cat.jpg", "cats_and_dogs.jpg", "cat_large.jpg")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_image(name: str) -> np.ndarray:
     return load_rgb(name)
 
@@ -41,8 +41,9 @@ def make_image(h: int, w: int, source: str | int, fmt: int, rng: np.random.Gener
     return np.ascontiguousarray(rgb)
 
 
-def check(image: np.ndarray, fmt: int, tensor_hw: tuple[int, int], rotation: int, dtype: str,
-          norm: tuple[float, float]) -> None:
+def check(
+    image: np.ndarray, fmt: int, tensor_hw: tuple[int, int], rotation: int, dtype: str, norm: tuple[float, float]
+) -> None:
     """Assert our tensor reproduces MediaPipe's masks exactly (float32 bit patterns)."""
     tensor_hwc = (*tensor_hw, 3)
     mean, std = norm

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 from segkit.metadata import read_model_info
-from segkit.runtime import GpuUnavailableError, Runtime, TensorSpec, open_runtime, read_model_file
-from segkit.runtime import gpu
+from segkit.runtime import GpuUnavailableError, Runtime, TensorSpec, gpu, open_runtime, read_model_file
 from tests.conftest import REPO, load_rgb, model_path
 
 MODELS = ("selfie_segmenter.tflite", "selfie_segmenter_landscape.tflite", "hair_segmenter.tflite", "deeplabv3.tflite")
@@ -68,7 +67,7 @@ def test_gpu_matches_cpu(name: str, precision: str) -> None:
     rt = open_runtime(model, delegate="gpu", gpu_precision=precision)
     try:
         assert rt.accelerator == "gpu"
-        assert getattr(rt, "fully_accelerated") is True, f"{name}: not every op runs on the GPU"
+        assert rt.fully_accelerated is True, f"{name}: not every op runs on the GPU"
         assert (rt.input_spec, *rt.output_specs) == cpu_specs
         out = rt.run(x)[0]
         agreement = float((_categories(out) == _categories(ref)).mean())
@@ -127,14 +126,18 @@ def test_segmenter_runs_on_the_gpu() -> None:
     image = np.asarray(PILImage.fromarray(load_rgb("astronaut.png")).resize((96, 80), PILImage.BILINEAR))
 
     def segment(delegate: BaseOptions.Delegate) -> tuple[str, np.ndarray, np.ndarray]:
-        base = BaseOptions(model_asset_path=str(model_path("selfie_segmenter.tflite")), delegate=delegate,
-                           gpu_precision="fp32")
+        base = BaseOptions(
+            model_asset_path=str(model_path("selfie_segmenter.tflite")), delegate=delegate, gpu_precision="fp32"
+        )
         options = ImageSegmenterOptions(base_options=base, output_category_mask=True)
         with ImageSegmenter.create_from_options(options) as segmenter:
             result = segmenter.segment(image)
             assert result.confidence_masks is not None and result.category_mask is not None
-            return (segmenter.accelerator, result.confidence_masks[0].numpy_view().copy(),
-                    result.category_mask.numpy_view().copy())
+            return (
+                segmenter.accelerator,
+                result.confidence_masks[0].numpy_view().copy(),
+                result.category_mask.numpy_view().copy(),
+            )
 
     gpu_acc, gpu_conf, gpu_cat = segment(BaseOptions.Delegate.GPU)
     cpu_acc, cpu_conf, cpu_cat = segment(BaseOptions.Delegate.CPU)

@@ -12,8 +12,8 @@ if importlib.util.find_spec("tflite_runtime") is None:
 if int(np.__version__.split(".")[0]) >= 2:
     pytest.skip("tflite-runtime extra needs numpy<2", allow_module_level=True)
 
-from segkit.runtime import open_runtime, read_model_file  # noqa: E402
-from tests.conftest import model_path  # noqa: E402
+from segkit.runtime import open_runtime, read_model_file
+from tests.conftest import model_path
 
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 
@@ -22,7 +22,7 @@ HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
 @pytest.mark.parametrize("name", ["deeplabv3.tflite", "deeplabv3_without_metadata.tflite"])
 def test_builtin_op_models_run(backend: str, name: str) -> None:
     rt = open_runtime(read_model_file(model_path(name)), backend=backend, num_threads=1)
-    assert getattr(rt, "backend") == "tflite-runtime"
+    assert rt.backend == "tflite-runtime"
     assert rt.input_spec.shape == (1, 257, 257, 3)
     x = np.random.default_rng(0).random(rt.input_spec.shape, dtype=np.float32)
     first = rt.run(x)[0].copy()
