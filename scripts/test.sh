@@ -6,12 +6,14 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,lint]"
 export SEGKIT_MODEL_DIR="${SEGKIT_MODEL_DIR:-$(cd .. && pwd)/shared/models}"
 lavapipe=../shared/gpu/lavapipe.sh
 if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$lavapipe" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     eval "$(bash "$lavapipe")"
 fi
+# The lint and type gates: any finding fails the run before a test starts.
+bash scripts/lint.sh
 bash tests/runtime/run_tflite_extra.sh
 # LiteRT's GPU accelerator logs "DestroyAccelerator" at interpreter exit, after pytest's summary: drop that noise so
 # the summary stays the last line.
