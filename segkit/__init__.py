@@ -6,7 +6,7 @@ Switch from MediaPipe by changing one import: ``import segkit as mp`` keeps ``mp
     from segkit import ImageSegmenter, ImageSegmenterOptions, BaseOptions, Image
 """
 
-from segkit import tasks
+from segkit import solutions, tasks
 from segkit.image import Image, ImageFormat
 from segkit.options import (
     BaseOptions,
@@ -33,5 +33,6 @@ __all__ = [
     "RunningMode",
     "VisionTaskRunningMode",
     "__version__",
+    "solutions",
     "tasks",
 ]

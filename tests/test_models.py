@@ -24,8 +24,17 @@ EXPECTED = {
     "selfie_multiclass_256x256": ((1, 256, 256, 3), 6),
     "deeplab_v3": ((1, 257, 257, 3), 21),
     "deeplabv3": ((1, 257, 257, 3), 21),
+    "selfie_segmentation": ((1, 256, 256, 3), 1),
+    "selfie_segmentation_landscape": ((1, 144, 256, 3), 1),
 }
-SHARED = ["selfie_segmenter", "selfie_segmenter_landscape", "hair_segmenter", "deeplabv3"]
+SHARED = [
+    "selfie_segmenter",
+    "selfie_segmenter_landscape",
+    "hair_segmenter",
+    "deeplabv3",
+    "selfie_segmentation",
+    "selfie_segmentation_landscape",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,5 @@
+"""``mediapipe.tasks.python.vision.core.image``: ``Image`` and ``ImageFormat``."""
+
+from segkit.image import Image, ImageFormat
+
+__all__ = ["Image", "ImageFormat"]
