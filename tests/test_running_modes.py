@@ -36,6 +36,7 @@ from segkit import (
 )
 from tests.conftest import REPO, load_rgb, model_path
 from tests.oracle import mediapipe_masks
+from tests.preprocess.reference import with_alpha
 
 DEEPLAB = "deeplabv3.tflite"
 SELFIE = "selfie_segmenter.tflite"
@@ -751,16 +752,19 @@ def test_video_mode_from_several_threads_processes_in_timestamp_order(small: np.
 def reference_feedback_masks(frames: list[np.ndarray]) -> list[np.ndarray]:
     """The hair masks with feedback, computed step by step with the stage functions (the definition)."""
     with ImageSegmenter.create_from_options(options(HAIR)) as ref:
+        pre = ref._pre
+        assert pre is not None
         previous = None
         out = []
         for frame in frames:
             pixels = preprocess.to_pixels(frame, ImageFormat.SRGB, 4)
             if previous is not None:
-                tensor = ref._pre(preprocess.with_alpha(pixels, previous), 0, keep_alpha=True)
+                tensor = pre(with_alpha(pixels, previous), 0, keep_alpha=True)
             else:
-                tensor = ref._pre(pixels, 0)
+                tensor = pre(pixels, 0)
             logits = ref._runtime.run(tensor)[-1]
             conf, _ = ref._post.masks(logits, frame.shape[1], frame.shape[0], confidence=True, category=False)
+            assert conf is not None
             previous = postprocess.to_alpha(conf[-1])
             out.append(conf[-1].copy())
     return out

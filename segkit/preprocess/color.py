@@ -68,7 +68,8 @@ def _to_uint8(data: np.ndarray) -> np.ndarray:
         return ((data.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if np.isnan(data).any():
         raise ValueError("Float image contains NaN")
-    return np.rint(np.clip(data, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+    pixels: np.ndarray = np.rint(np.clip(data, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+    return pixels
 
 
 def rgb_into_rgba(rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -76,7 +77,6 @@ def rgb_into_rgba(rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
 
     One strided copy of 3-byte items (about twice as fast as a channel-sliced assignment); ``out``'s 4th
     channel is left as it is."""
-    h, w, _ = rgb.shape
     lanes = np.dtype({"names": ["rgb"], "formats": ["V3"], "offsets": [0], "itemsize": 4})
     np.copyto(out.reshape(-1).view(lanes)["rgb"], rgb.reshape(-1).view("V3"))
     return out
@@ -88,7 +88,7 @@ def to_pixels(data: np.ndarray, image_format: int, channels: int) -> np.ndarray:
     For ``channels == 3`` an RGBA image may come back with its 4 channels (no copy); the warp reads only the
     first three. For ``channels == 4`` an image with alpha comes back as RGBA; one without alpha comes back
     with 3 channels, which ``Preprocessor`` reads as opaque (alpha 255) without materializing an RGBA copy
-    (``with_alpha`` attaches an alpha plane). The result may be a read-only or non-contiguous view of ``data``;
+    (the segmenter's hair-mask feedback supplies its own alpha plane). The result may be a read-only or non-contiguous view of ``data``;
     the caller must not write to it."""
     if channels not in (3, 4):
         raise ValueError(f"Model input needs 3 or 4 channels, got {channels}")

@@ -22,18 +22,9 @@ def normalization_affine(mean: float, std: float) -> tuple[np.float32, np.float3
 def normalize_into(pixels: np.ndarray, out: np.ndarray, scale: np.float32, offset: np.float32) -> np.ndarray:
     """``out = float32(pixels * scale) + offset`` elementwise for integer ``pixels`` in [0, 255].
 
-    The same two float32 roundings as ``normalization_lut`` (numpy rounds each ufunc to float32, no FMA), so it
-    equals the table lookup bit for bit, and it is cheaper than a gather."""
+    MediaPipe builds a 256-entry table of these values; numpy rounds each ufunc to float32 (two roundings, no
+    FMA) exactly as that table's entries were computed, so this equals the lookup bit for bit and is cheaper
+    than a gather."""
     np.multiply(pixels, scale, out=out, dtype=np.float32)
     np.add(out, offset, out=out)
     return out
-
-
-def normalization_lut(mean: float, std: float) -> np.ndarray:
-    """256-entry float32 table ``LUT[p] = float32(p * scale) + offset`` (two roundings, no FMA) as MediaPipe does.
-
-    ``scale = (hi - lo) / 255`` and ``offset = lo`` in float32; the value depends only on the uint8 ``p``, so a
-    table lookup is bit-exact."""
-    scale, lo = normalization_affine(mean, std)
-    products = np.arange(256, dtype=_F32) * scale
-    return (products + lo).astype(_F32)

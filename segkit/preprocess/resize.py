@@ -10,8 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+from segkit import _common
+from segkit.preprocess.warp import DBL_EPSILON
 
 _F32 = np.float32
 _COEF_SCALE = 2048
@@ -23,8 +27,9 @@ def choose_interpolation(image_height: int, image_width: int, height: int, width
 
 
 @dataclass(frozen=True)
-class LinearPlan:
-    """Row/column tables of OpenCV's fixed-point INTER_LINEAR for one (source, destination, channels) geometry."""
+class PixelLinearPlan:
+    """Row/column tables of OpenCV's fixed-point uint8 INTER_LINEAR for one (source, destination, channels)
+    geometry."""
 
     rows: np.ndarray  # intp: the distinct source rows the destination needs
     row0: np.ndarray  # intp (h,): index into ``rows`` of the upper tap
@@ -38,12 +43,18 @@ class LinearPlan:
 
 
 @dataclass(frozen=True)
-class AreaPlan:
-    """OpenCV's INTER_AREA decimation tables: per destination column/row, padded lists of taps and weights."""
+class PixelBlockPlan:
+    """OpenCV's INTER_AREA at an integer scale in both axes: the average of ``scale_y`` x ``scale_x`` blocks."""
 
-    fast: bool  # integer scale in both axes: plain block average
     scale_x: int
     scale_y: int
+
+
+@dataclass(frozen=True)
+class PixelAreaPlan:
+    """OpenCV's general uint8 INTER_AREA decimation tables: per destination column/row, padded lists of taps and
+    weights."""
+
     xsrc: np.ndarray  # intp (E, w): source columns, one row per tap
     xalpha: np.ndarray  # float32 (E, w*cn)
     ysrc: np.ndarray  # intp (F, h): source rows, one row per tap
@@ -63,7 +74,7 @@ def _linear_axis(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return s, (f - s.astype(_F32)).astype(_F32)
 
 
-def make_linear_plan(image_height: int, image_width: int, channels: int, height: int, width: int) -> LinearPlan:
+def pixel_linear_plan(image_height: int, image_width: int, channels: int, height: int, width: int) -> PixelLinearPlan:
     """Tables for ``cv::resize(INTER_LINEAR)`` of a uint8 (H, W, channels) image to (height, width)."""
     sx, fx = _linear_axis(image_width, width)
     low = sx < 0
@@ -80,7 +91,7 @@ def make_linear_plan(image_height: int, image_width: int, channels: int, height:
     y0 = np.clip(sy, 0, image_height - 1)
     y1 = np.clip(sy + 1, 0, image_height - 1)
     rows, inverse = np.unique(np.concatenate([y0, y1]), return_inverse=True)
-    return LinearPlan(
+    return PixelLinearPlan(
         rows.astype(np.intp),
         inverse[:height].astype(np.intp),
         inverse[height:].astype(np.intp),
@@ -93,39 +104,10 @@ def make_linear_plan(image_height: int, image_width: int, channels: int, height:
     )
 
 
-def resize_linear(pixels: np.ndarray, plan: LinearPlan, out: np.ndarray) -> np.ndarray:
-    """Apply ``plan`` to a C-contiguous uint8 (H, W, cn) image, writing uint8 (h, w*cn) into ``out``.
-
-    Vertical step as OpenCV's SIMD kernel rounds it (used for whole rows, tails included, in the shipped builds):
-    ``(((d0 >> 4) * b0 >> 16) + ((d1 >> 4) * b1 >> 16) + 2) >> 2``."""
-    src = _pixel_rows(pixels)[plan.rows]
-    horiz = _gather_columns(src, plan.xofs0) * plan.alpha0
-    horiz += _gather_columns(src, plan.xofs1) * plan.alpha1
-    horiz >>= 4
-    top = horiz[plan.row0]
-    top *= plan.beta0
-    top >>= 16
-    bottom = horiz[plan.row1]
-    bottom *= plan.beta1
-    bottom >>= 16
-    top += bottom
-    top += 2
-    top >>= 2
-    np.minimum(top, 255, out=top)
-    np.copyto(out, top, casting="unsafe")
-    return out
-
-
 def _pixel_rows(pixels: np.ndarray) -> np.ndarray:
     """A C-contiguous (H, W, cn) uint8 image as (H, W) whole-pixel items, so gathers move pixels, not bytes."""
     h, w, cn = pixels.shape
     return pixels.reshape(h, w * cn).view(np.dtype((np.void, cn)))
-
-
-def _gather_columns(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """The pixels at ``columns`` of every row, back as uint8 (rows, len(columns) * cn)."""
-    picked = np.take(rows, columns, axis=1)
-    return picked.view(np.uint8).reshape(picked.shape[0], -1)
 
 
 def _area_tab(src: int, dst: int, scale: float) -> list[list[tuple[int, float]]]:
@@ -159,66 +141,72 @@ def _pad_taps(taps: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarr
     return idx, alpha
 
 
-def make_area_plan(image_height: int, image_width: int, channels: int, height: int, width: int) -> AreaPlan:
-    """Tables for ``cv::resize(INTER_AREA)`` when shrinking in both axes."""
+def pixel_area_plan(
+    image_height: int, image_width: int, channels: int, height: int, width: int
+) -> PixelBlockPlan | PixelAreaPlan:
+    """Tables for ``cv::resize(INTER_AREA)`` when shrinking in both axes: a block average at integer scales (as
+    OpenCV's fast path), the general tap tables otherwise."""
     scale_x = 1.0 / (width / image_width)
     scale_y = 1.0 / (height / image_height)
-    ix, iy = int(round(scale_x)), int(round(scale_y))
-    fast = abs(scale_x - ix) < 2.220446049250313e-16 and abs(scale_y - iy) < 2.220446049250313e-16
-    if fast:
-        empty_i, empty_f = np.zeros((0, 0), np.intp), np.zeros((0, 0), _F32)
-        return AreaPlan(True, ix, iy, empty_i, empty_f, empty_i, empty_f.reshape(0, 0, 1))
+    ix, iy = round(scale_x), round(scale_y)
+    if abs(scale_x - ix) < DBL_EPSILON and abs(scale_y - iy) < DBL_EPSILON:
+        return PixelBlockPlan(ix, iy)
     xi, xa = _pad_taps(_area_tab(image_width, width, scale_x))
     xalpha = np.repeat(xa, channels, axis=1)
     yi, ya = _pad_taps(_area_tab(image_height, height, scale_y))
-    return AreaPlan(False, 0, 0, xi, xalpha, yi, ya[:, :, None])
-
-
-def resize_area(pixels: np.ndarray, plan: AreaPlan, out: np.ndarray) -> np.ndarray:
-    """Apply ``plan`` to a C-contiguous uint8 (H, W, cn) image, writing uint8 (h, w*cn) into ``out``."""
-    h = out.shape[0]
-    cn = pixels.shape[2]
-    if plan.fast:
-        sx, sy = plan.scale_x, plan.scale_y
-        blocks = pixels[: h * sy].reshape(h, sy, -1, sx, cn).astype(np.int32)
-        total = blocks.sum(axis=(1, 3)).reshape(h, -1)
-        if sx == 2 and sy == 2:
-            np.copyto(out, (total + 2) >> 2, casting="unsafe")
-        else:
-            scaled = total.astype(_F32) * _F32(1.0 / (sx * sy))
-            np.copyto(out, np.clip(np.rint(scaled), 0, 255), casting="unsafe")
-        return out
-    rows = _pixel_rows(pixels)
-    buf = np.zeros((rows.shape[0], plan.xalpha.shape[1]), dtype=_F32)
-    tmp = np.empty_like(buf)
-    for k in range(plan.xsrc.shape[0]):
-        np.multiply(_gather_columns(rows, plan.xsrc[k]), plan.xalpha[k], out=tmp)
-        buf += tmp
-    total = np.zeros((h, buf.shape[1]), dtype=_F32)
-    part = np.empty_like(total)
-    for k in range(plan.ysrc.shape[0]):
-        np.multiply(buf[plan.ysrc[k]], plan.yalpha[k], out=part)
-        total += part
-    np.rint(total, out=total)
-    np.clip(total, 0, 255, out=total)
-    np.copyto(out, total, casting="unsafe")
-    return out
+    return PixelAreaPlan(xi, xalpha, yi, ya[:, :, None])
 
 
 # --- banded, allocation-free application (the Preprocessor's 4-channel path) --------------------------------------
 #
-# The same arithmetic as ``resize_linear`` / ``resize_area`` in the same order (so the same bits), applied to a few
-# destination rows at a time so every intermediate stays in cache, with scratch buffers made once per plan.
-# ``emit(r0, r1, values)`` receives the final values of destination rows [r0, r1) as an (r1 - r0, w*cn) array
-# (int32 for linear, float32 for area, both already in [0, 255]) that it may overwrite.
+# Each resizer applies OpenCV's arithmetic in OpenCV's order (so the same bits) to a few destination rows at a time
+# so every intermediate stays in cache, with scratch buffers made once per plan. ``emit(r0, r1, values)`` receives
+# the final values of destination rows [r0, r1) as an (r1 - r0, w*cn) array (int32 for linear, float32 for area,
+# both already in [0, 255]) that it may overwrite.
 Emit = Callable[[int, int, np.ndarray], None]
 
-_BAND_ELEMENTS = 1 << 15  # destination values per band (~128 KiB of int32 / float32 per intermediate)
+
+class PixelResizer(Protocol):
+    """A uint8 ``cv::resize`` for one geometry, applied band by band."""
+
+    def run(self, pixels: np.ndarray, emit: Emit) -> None:
+        """Resize C-contiguous uint8 (H, W, cn) ``pixels``, handing each band of rows to ``emit``."""
+        ...
+
+
+def pixel_resizer(image_height: int, image_width: int, height: int, width: int, channels: int) -> PixelResizer:
+    """The resizer MediaPipe's rule picks for this geometry: INTER_AREA when shrinking in both axes, else LINEAR."""
+    if choose_interpolation(image_height, image_width, height, width) == "linear":
+        plan = pixel_linear_plan(image_height, image_width, channels, height, width)
+        return PixelLinearResizer(plan, channels, height, width)
+    area = pixel_area_plan(image_height, image_width, channels, height, width)
+    if isinstance(area, PixelBlockPlan):
+        return PixelBlockResizer(area, channels, height, width)
+    return PixelAreaResizer(area, channels, height, width)
 
 
 def _band_edges(height: int, row_len: int) -> list[tuple[int, int]]:
-    rows = max(1, _BAND_ELEMENTS // max(1, row_len))
+    rows = max(1, _common.BAND_ELEMENTS // max(1, row_len))
     return [(r, min(height, r + rows)) for r in range(0, height, rows)]
+
+
+class PixelBlockResizer:
+    """OpenCV's integer-scale INTER_AREA (a block average) in one pass, into a buffer reused per call."""
+
+    def __init__(self, plan: PixelBlockPlan, channels: int, height: int, width: int) -> None:
+        self.plan, self.cn = plan, channels
+        self.out = np.empty((height, width * channels), np.uint8)
+
+    def run(self, pixels: np.ndarray, emit: Emit) -> None:
+        h, sx, sy = self.out.shape[0], self.plan.scale_x, self.plan.scale_y
+        blocks = pixels[: h * sy].reshape(h, sy, -1, sx, self.cn).astype(np.int32)
+        total = blocks.sum(axis=(1, 3)).reshape(h, -1)
+        if sx == 2 and sy == 2:
+            np.copyto(self.out, (total + 2) >> 2, casting="unsafe")
+        else:
+            scaled = total.astype(_F32) * _F32(1.0 / (sx * sy))
+            np.copyto(self.out, np.clip(np.rint(scaled), 0, 255), casting="unsafe")
+        emit(0, h, self.out)
 
 
 @dataclass(frozen=True)
@@ -230,10 +218,13 @@ class _LinearBand:
     row1: np.ndarray
 
 
-class LinearRunner:
-    """``resize_linear`` for one plan and channel count, banded, with its scratch buffers."""
+class PixelLinearResizer:
+    """OpenCV's uint8 INTER_LINEAR for one plan and channel count, banded, with its scratch buffers.
 
-    def __init__(self, plan: LinearPlan, channels: int, height: int, width: int) -> None:
+    Vertical step as OpenCV's SIMD kernel rounds it (used for whole rows, tails included, in the shipped builds):
+    ``(((d0 >> 4) * b0 >> 16) + ((d1 >> 4) * b1 >> 16) + 2) >> 2``."""
+
+    def __init__(self, plan: PixelLinearPlan, channels: int, height: int, width: int) -> None:
         self.plan, self.cn, n = plan, channels, width * channels
         self.bands: list[_LinearBand] = []
         most = 1
@@ -293,12 +284,11 @@ class _AreaBand:
     yalpha: np.ndarray  # float32 (F, r1 - r0, 1)
 
 
-class AreaRunner:
-    """``resize_area`` (general, non-integer scale) for one plan and channel count, banded, with its buffers."""
+class PixelAreaResizer:
+    """OpenCV's general (non-integer scale) uint8 INTER_AREA for one plan and channel count, banded, with its
+    buffers."""
 
-    def __init__(self, plan: AreaPlan, channels: int, height: int, width: int) -> None:
-        if plan.fast:
-            raise ValueError("AreaRunner handles the general INTER_AREA plan; use resize_area for integer scales")
+    def __init__(self, plan: PixelAreaPlan, channels: int, height: int, width: int) -> None:
         self.plan, self.cn, n = plan, channels, width * channels
         self.bands: list[_AreaBand] = []
         most = 1

@@ -16,32 +16,57 @@ import numpy as np
 
 _F32 = np.float32
 _INT_MIN, _INT_MAX = -2147483648.0, 2147483647.0
+DBL_EPSILON = float(np.finfo(np.float64).eps)  # OpenCV's DBL_EPSILON tolerances
+
+
+Taps = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
-class WarpPlan:
-    """Per-pixel gather indices of the four bilinear taps and the weights that combine them.
+class WarpTaps:
+    """Per tensor pixel, the four bilinear taps as flat whole-pixel indices and the 5-bit source fractions.
 
     ``offsets`` index the image as a flat array of whole pixels (``y * image_width + x``), so one gather moves a
-    pixel's three (or four) bytes at once; ``pixel_view`` gives that view of the image."""
+    pixel's three (or four) bytes at once (``pixel_view`` gives that view of the image)."""
 
     height: int
     width: int
-    # intp, shape (h*w,), taps (y0, x0) (y0, x1) (y1, x0) (y1, x1)
-    offsets: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    # Only for the 2-D form (None when separable): the 5-bit fractions (fx, fy) per tensor pixel, repeated per
-    # channel lane of the image, uint8 (h, w*channels); the weights 32-f and f are derived per call.
-    weights: tuple[np.ndarray, np.ndarray] | None
-    # Separable form, set when the 1/32-pixel source X fraction depends only on the tensor column and the Y
-    # fraction only on the row (rotation 0/180), or X only on the row and Y only on the column (90/270), checked
-    # exactly over the whole grid. Then ``S = (o0*gx + o1*fx)*gy + (o2*gx + o3*fx)*fy`` (the 2-D weights factor
-    # exactly), with the X weights ``(gx, fx)`` and Y weights ``(gy, fy)`` shaped to broadcast over the
-    # (h, w*channels) gathered pixels: (w*channels,) for weights that follow the column, (h, 1) for the row.
-    separable: bool = False
-    x_weights: tuple[np.ndarray, np.ndarray] | None = None  # uint16, 32 - fx and fx
+    offsets: Taps  # intp, shape (h*w,), taps (y0, x0) (y0, x1) (y1, x0) (y1, x1)
+    fx: np.ndarray  # uint8 (h, w): the 1/32-pixel X fraction
+    fy: np.ndarray  # uint8 (h, w): the 1/32-pixel Y fraction
+
+
+@dataclass(frozen=True)
+class SeparableWarpPlan:
+    """A warp whose X fraction depends only on the tensor column and Y only on the row (rotation 0/180), or X only
+    on the row and Y only on the column (90/270), checked exactly over the whole grid.
+
+    Then ``S = (o0*gx + o1*fx)*gy + (o2*gx + o3*fx)*fy`` (the 2-D weights factor exactly), with the weights shaped
+    to broadcast over the (h, w*channels) gathered pixels: (w*channels,) for weights that follow the column,
+    (h, 1) for the row."""
+
+    height: int
+    width: int
+    offsets: Taps
+    x_weights: tuple[np.ndarray, np.ndarray]  # uint16, 32 - fx and fx
     # float32, (32 - fy) / 1024 and fy / 1024: every partial sum is an integer below 2**24 times 2**-10, so the
     # float32 Y pass is exact and ``floor(S / 1024 + 0.5)`` equals ``(S + 512) >> 10``.
-    y_weights: tuple[np.ndarray, np.ndarray] | None = None
+    y_weights: tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class GridWarpPlan:
+    """A warp whose fractions do not factor: the 5-bit fractions of every tensor pixel, per channel lane."""
+
+    height: int
+    width: int
+    offsets: Taps
+    # uint8 (h, w*channels): fx and fy repeated per channel lane of the image; the weights 32-f and f are derived
+    # per call.
+    fractions: tuple[np.ndarray, np.ndarray]
+
+
+WarpPlan = SeparableWarpPlan | GridWarpPlan
 
 
 def pixel_view(flat: np.ndarray, channels: int) -> np.ndarray:
@@ -80,7 +105,7 @@ def _solve_lu(a: list[list[float]], b: list[float]) -> list[float]:
         for j in range(i + 1, m):
             if abs(a[j][i]) > abs(a[k][i]):
                 k = j
-        if abs(a[k][i]) < 2.220446049250313e-16 * 100:
+        if abs(a[k][i]) < DBL_EPSILON * 100:
             raise ValueError("degenerate perspective transform")
         if k != i:
             a[i], a[k] = a[k], a[i]
@@ -175,24 +200,13 @@ def warp_matrix(image_height: int, image_width: int, height: int, width: int, ro
 _PLAN_CHUNK = 16384  # tensor pixels per chunk of the plan build: bounds its float64/int64 temporaries
 
 
-def make_warp_plan(
-    image_height: int,
-    image_width: int,
-    channels: int,
-    height: int,
-    width: int,
-    rotation_degrees: int,
-    *,
-    allow_separable: bool = True,
-) -> WarpPlan:
-    """Gather indices and weights that warp a C-contiguous (image_height, image_width, channels) uint8 image to
-    (height, width, 3), sampling its first three channels. ``allow_separable=False`` forces the 2-D form.
+def warp_taps(image_height: int, image_width: int, height: int, width: int, rotation_degrees: int) -> WarpTaps:
+    """The taps and fractions that warp a C-contiguous (image_height, image_width, C) uint8 image to (height, width).
 
-    The grid is built in row chunks, so the transient memory stays small; the plan keeps four intp indices and
-    (only for the 2-D form) four int32 weights per tensor pixel, plus per-row/column weights."""
+    The grid is built in row chunks, so the transient memory stays small."""
     inv = warp_matrix(image_height, image_width, height, width, rotation_degrees)
     n = height * width
-    offsets = tuple(np.empty(n, np.intp) for _ in range(4))
+    offsets: Taps = (np.empty(n, np.intp), np.empty(n, np.intp), np.empty(n, np.intp), np.empty(n, np.intp))
     fxs = np.empty((height, width), np.uint8)
     fys = np.empty((height, width), np.uint8)
     step = max(1, _PLAN_CHUNK // width)
@@ -211,23 +225,32 @@ def make_warp_plan(
         lo, hi = r0 * width, r1 * width
         for k, (yy, xx) in enumerate(((y_lo, x_lo), (y_lo, x_hi), (y_hi, x_lo), (y_hi, x_hi))):
             np.add(yy, xx, out=offsets[k][lo:hi].reshape(r1 - r0, width), casting="unsafe")
-    sep = _separable_weights(fxs, fys, channels) if allow_separable else None
-    if sep is not None:
-        return WarpPlan(height, width, offsets, None, True, *sep)  # type: ignore[arg-type]
-    lanes = (height, width * channels)
-    return WarpPlan(
-        height,
-        width,
-        offsets,  # type: ignore[arg-type]
-        (np.repeat(fxs.reshape(-1), channels).reshape(lanes), np.repeat(fys.reshape(-1), channels).reshape(lanes)),
-    )
+    return WarpTaps(height, width, offsets, fxs, fys)
 
 
-def _separable_weights(
-    fx: np.ndarray, fy: np.ndarray, channels: int = 3
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None:
-    """Broadcastable X and Y weight pairs when each 5-bit fraction (uint8 (h, w)) is exactly constant down the
-    columns or along the rows of the tensor grid; None otherwise. Column weights are repeated per channel lane.
+def make_warp_plan(
+    image_height: int, image_width: int, channels: int, height: int, width: int, rotation_degrees: int
+) -> WarpPlan:
+    """The plan that warps a C-contiguous (image_height, image_width, channels) uint8 image to (height, width, 3),
+    sampling its first three channels: separable when the fractions factor, else the 2-D grid form.
+
+    The plan keeps four intp indices per tensor pixel, plus per-row/column weights (separable) or two uint8
+    fractions per tensor pixel and lane (grid)."""
+    taps = warp_taps(image_height, image_width, height, width, rotation_degrees)
+    return separable_plan(taps, channels) or grid_plan(taps, channels)
+
+
+def grid_plan(taps: WarpTaps, channels: int) -> GridWarpPlan:
+    """The 2-D form of ``taps`` for ``channels``-byte pixels: each fraction repeated per channel lane."""
+    lanes = (taps.height, taps.width * channels)
+    fx = np.repeat(taps.fx.reshape(-1), channels).reshape(lanes)
+    fy = np.repeat(taps.fy.reshape(-1), channels).reshape(lanes)
+    return GridWarpPlan(taps.height, taps.width, taps.offsets, (fx, fy))
+
+
+def separable_plan(taps: WarpTaps, channels: int) -> SeparableWarpPlan | None:
+    """The separable form of ``taps`` when each fraction is exactly constant down the columns or along the rows
+    of the tensor grid; None otherwise. Column weights are repeated per channel lane.
 
     The 2-D weights are products ``(32-fx or fx) * (32-fy or fy)``, so the bilinear sum factors exactly into a
     pass with the X weights and a pass with the Y weights whichever axis each one follows; the taps keep their
@@ -235,19 +258,22 @@ def _separable_weights(
 
     def along(f: np.ndarray) -> np.ndarray | None:
         if (f == f[:1, :]).all():  # follows the tensor column: (w*channels,)
-            return np.repeat(f[0], channels)
+            column: np.ndarray = np.repeat(f[0], channels)
+            return column
         if (f == f[:, :1]).all():  # follows the tensor row: (h, 1)
-            return f[:, :1].copy()
+            row: np.ndarray = f[:, :1].copy()
+            return row
         return None
 
-    ax, ay = along(fx), along(fy)
+    ax, ay = along(taps.fx), along(taps.fy)
     if ax is None or ay is None:
         return None
     col, row = ax.astype(np.uint16), ay.astype(np.float32)
-    return (32 - col, col), ((32 - row) * _F32(1 / 1024), row * _F32(1 / 1024))
+    y_weights = ((32 - row) * _F32(1 / 1024), row * _F32(1 / 1024))
+    return SeparableWarpPlan(taps.height, taps.width, taps.offsets, (32 - col, col), y_weights)
 
 
-def apply_separable(
+def apply_warp(
     flat: np.ndarray,
     plan: WarpPlan,
     rows: slice,
@@ -255,7 +281,7 @@ def apply_separable(
     channels: int = 3,
 ) -> np.ndarray:
     """The warp of tensor rows ``rows`` (a band): ``(S + 512) >> 10`` as float32, a (rows, w*channels) view
-    whose lanes past the third (RGBA input) are garbage. Works for separable and 2-D plans.
+    whose lanes past the third (RGBA input) are garbage.
 
     ``flat`` is the image as a flat uint8 buffer of ``channels``-byte pixels; ``bufs`` are whole-tensor scratch
     arrays, each (h, w*channels) or longer: g uint8, top and bot uint16, then float32 ``a`` and ``b``; only the
@@ -267,35 +293,27 @@ def apply_separable(
     r0, r1 = rows.start, rows.stop
     m = r1 - r0
     g, top, bot, a, b = (x.reshape(-1)[r0 * n : r1 * n].reshape(m, n) for x in bufs)
-    src, gv = pixel_view(flat, channels), pixel_view(g.reshape(-1), channels)
     t16 = b.reshape(-1).view(np.uint16)[: m * n].reshape(m, n)
-    lo, hi = r0 * w, r1 * w
-    o = plan.offsets
-    if plan.separable:
-        gx, fx = plan.x_weights  # type: ignore[misc]
-        gy, fy = plan.y_weights  # type: ignore[misc]
+    if isinstance(plan, SeparableWarpPlan):
+        gx, fx = plan.x_weights
+        gy, fy = plan.y_weights
         if gx.ndim == 2:
             gx, fx = gx[r0:r1], fx[r0:r1]
         if gy.ndim == 2:
             gy, fy = gy[r0:r1], fy[r0:r1]
-    else:
-        fx, fy = (v[r0:r1] for v in plan.weights)  # type: ignore[union-attr]
-        gx = a.reshape(-1).view(np.uint8)[: m * n].reshape(m, n)  # a is free until the Y pass
-        np.subtract(32, fx, out=gx)
-    for dst, k0, k1 in ((top, 0, 1), (bot, 2, 3)):
-        np.take(src, o[k0][lo:hi], out=gv, mode="clip")
-        np.multiply(g, gx, out=dst, dtype=np.uint16)
-        np.take(src, o[k1][lo:hi], out=gv, mode="clip")
-        np.multiply(g, fx, out=t16, dtype=np.uint16)
-        np.add(dst, t16, out=dst)
-    if plan.separable:
+        _x_pass(flat, plan.offsets, r0 * w, r1 * w, channels, (g, top, bot, t16), gx, fx)
         np.copyto(b, bot)
         np.multiply(b, fy, out=b)
         np.copyto(a, top)
         np.multiply(a, gy, out=a)
         np.add(a, b, out=a)
         np.add(a, _F32(0.5), out=a)
-    else:  # S = 32*top + (bot - top)*fy, each partial an integer below 2**24
+    else:
+        fx, fy = (v[r0:r1] for v in plan.fractions)
+        gx = a.reshape(-1).view(np.uint8)[: m * n].reshape(m, n)  # a is free until the Y pass
+        np.subtract(32, fx, out=gx)
+        _x_pass(flat, plan.offsets, r0 * w, r1 * w, channels, (g, top, bot, t16), gx, fx)
+        # S = 32*top + (bot - top)*fy, each partial an integer below 2**24
         np.subtract(bot, top, out=t16)
         np.copyto(b, t16.view(np.int16))
         np.multiply(b, fy, out=b)
@@ -306,3 +324,25 @@ def apply_separable(
         np.multiply(a, _F32(1 / 1024), out=a)
     np.floor(a, out=a)
     return a
+
+
+def _x_pass(
+    flat: np.ndarray,
+    offsets: Taps,
+    lo: int,
+    hi: int,
+    channels: int,
+    scratch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    gx: np.ndarray,
+    fx: np.ndarray,
+) -> None:
+    """The integer X pass of tensor pixels ``[lo, hi)``: ``top = o0*gx + o1*fx`` and ``bot = o2*gx + o3*fx``
+    (uint16) from whole-pixel gathers into the uint8 scratch ``g`` (``t16`` is uint16 scratch)."""
+    g, top, bot, t16 = scratch
+    src, gv = pixel_view(flat, channels), pixel_view(g.reshape(-1), channels)
+    for dst, k0, k1 in ((top, 0, 1), (bot, 2, 3)):
+        np.take(src, offsets[k0][lo:hi], out=gv, mode="clip")
+        np.multiply(g, gx, out=dst, dtype=np.uint16)
+        np.take(src, offsets[k1][lo:hi], out=gv, mode="clip")
+        np.multiply(g, fx, out=t16, dtype=np.uint16)
+        np.add(dst, t16, out=dst)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import mediapipe as mp
 import numpy as np
@@ -20,7 +21,7 @@ from mediapipe.tasks.python.vision.core.image_processing_options import ImagePro
 from tests.modelbuilder import probe_model
 
 MAX_MASKS = 48
-_OPEN: list[ImageSegmenter] = []
+_OPEN: list[Any] = []  # mediapipe's ImageSegmenter (untyped)
 
 
 @functools.lru_cache(maxsize=256)
@@ -31,7 +32,7 @@ def segmenter(
     mean: float,
     std: float,
     labels: tuple[str, ...] | None,
-) -> ImageSegmenter:
+) -> Any:
     """A MediaPipe segmenter for a probe model; cached per model spec and closed by ``close_all``."""
     model = probe_model(
         tensor_hwc,
@@ -79,7 +80,7 @@ def mediapipe_values(
     oh, ow = (h // 2, w // 2) if upscaled else (h, w)
     channels = min(n // (oh * ow), MAX_MASKS)
     seg = segmenter(tensor_hwc, (oh, ow, channels), dtype, mean, std, labels)
-    mp_image = mp.Image(image_format=image_format, data=np.ascontiguousarray(image))
+    mp_image = mp.Image(image_format=mp.ImageFormat(image_format), data=np.ascontiguousarray(image))
     result = seg.segment(mp_image, ImageProcessingOptions(rotation_degrees=rotation))
     masks = np.stack([m.numpy_view()[..., 0] for m in result.confidence_masks], -1).copy()
     return masks, (oh, ow, channels), upscaled
@@ -99,7 +100,8 @@ def upscale2(values: np.ndarray) -> np.ndarray:
     x0, x1, fx = axis_taps(w)
     horiz = a[:, x0] * (1 - fx)[None, :, None] + a[:, x1] * fx[None, :, None]
     y0, y1, fy = axis_taps(h)
-    return (horiz[y0] * (1 - fy)[:, None, None] + horiz[y1] * fy[:, None, None]).astype(np.float32)
+    out: np.ndarray = (horiz[y0] * (1 - fy)[:, None, None] + horiz[y1] * fy[:, None, None]).astype(np.float32)
+    return out
 
 
 def expected_masks(tensor: np.ndarray, shape: tuple[int, int, int], upscaled: bool) -> np.ndarray:

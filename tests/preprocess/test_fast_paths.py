@@ -10,12 +10,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from segkit.preprocess import InputSpec, Preprocessor, normalization_lut, to_pixels
+from segkit import _common
+from segkit.preprocess import InputSpec, Preprocessor, to_pixels
 from segkit.preprocess import resize as rs
 from segkit.preprocess import warp as wp
 from segkit.preprocess.color import SRGB, SRGBA
 from segkit.preprocess.normalize import normalization_affine, normalize_into
-from segkit.preprocess.warp import make_warp_plan
+from segkit.preprocess.warp import GridWarpPlan, SeparableWarpPlan, WarpPlan, make_warp_plan
+from tests.preprocess import reference
+from tests.preprocess.reference import normalization_lut
 
 SIZES = st.integers(1, 700)
 TENSORS = st.one_of(
@@ -24,14 +27,30 @@ TENSORS = st.one_of(
 )
 
 
+def grid_plan(H: int, W: int, cn: int, h: int, w: int, rotation: int) -> GridWarpPlan:
+    """The 2-D form of the warp, even where the separable one applies."""
+    return wp.grid_plan(wp.warp_taps(H, W, h, w, rotation), cn)
+
+
+def plan_of(H: int, W: int, cn: int, h: int, w: int, rotation: int, separable: bool) -> WarpPlan:
+    return make_warp_plan(H, W, cn, h, w, rotation) if separable else grid_plan(H, W, cn, h, w, rotation)
+
+
+def with_plan(spec: InputSpec, key: tuple[int, int, int, int], plan: WarpPlan) -> Preprocessor:
+    """A Preprocessor whose cache already holds ``plan`` for ``key`` (image h, w, channels, rotation)."""
+    pre = Preprocessor(spec)
+    pre._warps.get(key, lambda: plan)
+    return pre
+
+
 def both_ways(image: np.ndarray, spec: InputSpec, rotation: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """The tensor through the plan as made (separable when it can be) and through the forced 2-D fallback."""
+    H, W, cn = image.shape
     fast = Preprocessor(spec)
     got = fast(image, rotation).copy()
-    ((key, plan),) = fast._plans.items()
-    slow = Preprocessor(spec)
-    slow._plans[key] = make_warp_plan(*image.shape, spec.height, spec.width, rotation, allow_separable=False)
-    return got, slow(image, rotation).copy(), plan.separable
+    plan = fast._warps.get((H, W, cn, rotation), lambda: pytest.fail("the plan was not cached"))
+    slow = with_plan(spec, (H, W, cn, rotation), grid_plan(H, W, cn, spec.height, spec.width, rotation))
+    return got, slow(image, rotation).copy(), isinstance(plan, SeparableWarpPlan)
 
 
 @settings(deadline=None, max_examples=150)
@@ -66,12 +85,11 @@ def test_separable_warp_equals_2d_gather(
 def test_common_geometries_take_the_separable_path(
     image_hw: tuple[int, int], tensor: tuple[int, int], rotation: int
 ) -> None:
-    assert make_warp_plan(*image_hw, 3, *tensor, rotation).separable
+    assert isinstance(make_warp_plan(*image_hw, 3, *tensor, rotation), SeparableWarpPlan)
 
 
 def test_fallback_is_taken_when_fractions_do_not_factor() -> None:
-    plan = make_warp_plan(1080, 1920, 3, 512, 512, 180)
-    assert not plan.separable and plan.x_weights is None
+    assert isinstance(make_warp_plan(1080, 1920, 3, 512, 512, 180), GridWarpPlan)
     image = np.random.default_rng(5).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
     got, want, separable = both_ways(image, InputSpec(512, 512, 3, "float32", 0.0, 1.0), 180)
     assert not separable and np.array_equal(got, want)
@@ -80,23 +98,21 @@ def test_fallback_is_taken_when_fractions_do_not_factor() -> None:
 @pytest.mark.parametrize("norm", [(0.0, 1.0), (0.0, 255.0), (127.5, 127.5), (0.5, 0.25), (-3.0, 7.1), (255.0, -2.0)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint32, np.float32])
 def test_float_normalization_equals_table(norm: tuple[float, float], dtype: type) -> None:
-    values = np.arange(256).astype(dtype)
+    values: np.ndarray = np.arange(256).astype(dtype)
     out = np.empty(256, np.float32)
     normalize_into(values, out, *normalization_affine(*norm))
     assert np.array_equal(out.view(np.uint32), normalization_lut(*norm).view(np.uint32))
 
 
-def banded(image: np.ndarray, h: int, w: int, kind: str) -> np.ndarray:
+def banded(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The production resizer's bands, assembled."""
     H, W, cn = image.shape
     out = np.full((h, w * cn), -1.0)
 
     def emit(r0: int, r1: int, values: np.ndarray) -> None:
         out[r0:r1] = values
 
-    if kind == "area":
-        rs.AreaRunner(rs.make_area_plan(H, W, cn, h, w), cn, h, w).run(image, emit)
-    else:
-        rs.LinearRunner(rs.make_linear_plan(H, W, cn, h, w), cn, h, w).run(image, emit)
+    rs.pixel_resizer(H, W, h, w, cn).run(image, emit)
     return out
 
 
@@ -115,20 +131,10 @@ def banded(image: np.ndarray, h: int, w: int, kind: str) -> np.ndarray:
 @example(720, 1280, 512, 512, 4, 100, 0)
 def test_banded_resize_equals_whole_image(H: int, W: int, h: int, w: int, cn: int, band: int, seed: int) -> None:
     image = np.random.default_rng(seed).integers(0, 256, (H, W, cn), dtype=np.uint8)
-    old = rs._BAND_ELEMENTS
-    rs._BAND_ELEMENTS = band  # many small bands exercise the band edges
-    try:
-        kind = rs.choose_interpolation(H, W, h, w)
-        if kind == "area" and rs.make_area_plan(H, W, cn, h, w).fast:
-            kind = "linear"
-        want = np.empty((h, w * cn), np.uint8)
-        if kind == "area":
-            rs.resize_area(image, rs.make_area_plan(H, W, cn, h, w), want)
-        else:
-            rs.resize_linear(image, rs.make_linear_plan(H, W, cn, h, w), want)
-        assert np.array_equal(banded(image, h, w, kind), want)
-    finally:
-        rs._BAND_ELEMENTS = old
+    want = reference.resize(image, h, w, rs.choose_interpolation(H, W, h, w)).reshape(h, w * cn)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_common, "BAND_ELEMENTS", band)  # many small bands exercise the band edges
+        assert np.array_equal(banded(image, h, w), want)
 
 
 @pytest.mark.parametrize("image_hw", [(480, 640), (720, 1280), (1024, 1024), (37, 53)])
@@ -158,7 +164,8 @@ def reference_warp(image: np.ndarray, h: int, w: int, rotation: int) -> np.ndarr
     y0, y1 = np.clip(iy, 0, H - 1), np.clip(iy + 1, 0, H - 1)
     px = image[..., :3].astype(np.int64)
     s = (px[y0, x0] * (32 - fx) + px[y0, x1] * fx) * (32 - fy) + (px[y1, x0] * (32 - fx) + px[y1, x1] * fx) * fy
-    return ((s + 512) >> 10).astype(np.uint8)
+    out: np.ndarray = ((s + 512) >> 10).astype(np.uint8)
+    return out
 
 
 @settings(deadline=None, max_examples=150)
@@ -183,15 +190,11 @@ def test_warp_equals_integer_reference(
     """Both plan forms, RGB and RGBA pixels, uint8 and float models, against the plain int64 formula."""
     image = np.random.default_rng(seed).integers(0, 256, (H, W, cn), dtype=np.uint8)
     want = reference_warp(image, *tensor, rotation)
-    plan = wp.make_warp_plan(H, W, cn, *tensor, rotation, allow_separable=separable)
-    for dtype, norm in (("uint8", (None, None)), ("float32", (127.5, 127.5))):
-        pre = Preprocessor(InputSpec(*tensor, 3, dtype, *norm))
-        pre._plans[(H, W, cn, rotation)] = plan
-        got = pre(image, rotation)[0]
-        if dtype == "uint8":
-            assert np.array_equal(got, want)
-        else:
-            assert np.array_equal(got.view(np.uint32), normalization_lut(*norm)[want].view(np.uint32))
+    plan = plan_of(H, W, cn, *tensor, rotation, separable)
+    key = (H, W, cn, rotation)
+    assert np.array_equal(with_plan(InputSpec(*tensor, 3, "uint8"), key, plan)(image, rotation)[0], want)
+    got = with_plan(InputSpec(*tensor, 3, "float32", 127.5, 127.5), key, plan)(image, rotation)[0]
+    assert np.array_equal(got.view(np.uint32), normalization_lut(127.5, 127.5)[want].view(np.uint32))
 
 
 @pytest.mark.parametrize(
@@ -213,7 +216,7 @@ def test_chunked_plan_build_equals_one_chunk(
     sx, sy = wp.source_coords(wp.warp_matrix(H, W, h, w, rotation), h, w)
     part_x, part_y = wp.source_coords(wp.warp_matrix(H, W, h, w, rotation), h, w, slice(h // 2, h))
     assert np.array_equal(part_x, sx[h // 2 :]) and np.array_equal(part_y, sy[h // 2 :])
-    assert whole.separable == rows.separable
+    assert type(whole) is type(rows)
     for a, b in zip(dataclasses.astuple(whole), dataclasses.astuple(rows), strict=True):
         for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True):
             assert np.array_equal(x, y)
@@ -222,12 +225,12 @@ def test_chunked_plan_build_equals_one_chunk(
 def test_plan_keeps_per_pixel_indices_only() -> None:
     """The plan holds one intp index per tensor pixel and tap, and 2-D weights only when it is not separable."""
     sep = wp.make_warp_plan(480, 640, 3, 257, 257, 0)
-    assert sep.separable and sep.weights is None
+    assert isinstance(sep, SeparableWarpPlan)
     assert all(o.shape == (257 * 257,) and o.dtype == np.intp for o in sep.offsets)
     assert sep.x_weights[0].shape == (257 * 3,) and sep.y_weights[0].shape == (257, 1)
     full = wp.make_warp_plan(1080, 1920, 3, 512, 512, 180)
-    assert not full.separable and full.x_weights is None
-    assert all(v.dtype == np.uint8 and v.shape == (512, 512 * 3) for v in full.weights)
+    assert isinstance(full, GridWarpPlan)
+    assert all(v.dtype == np.uint8 and v.shape == (512, 512 * 3) for v in full.fractions)
     nbytes = sum(o.nbytes for o in sep.offsets) + sum(v.nbytes for v in sep.x_weights + sep.y_weights)
     assert nbytes < 2.2e6
 
@@ -241,7 +244,7 @@ def test_warp_bands_equal_whole(cn: int, rotation: int, separable: bool) -> None
     whole = Preprocessor(spec)
     want = whole(image, rotation).copy()
     banded_pre = Preprocessor(spec)
-    plan = wp.make_warp_plan(101, 163, cn, 67, 45, rotation, allow_separable=separable)
+    plan = plan_of(101, 163, cn, 67, 45, rotation, separable)
     for r0 in range(0, 67, 10):
         banded_pre._warp_band(image.reshape(-1), plan, slice(r0, min(67, r0 + 10)), cn)
     assert np.array_equal(banded_pre._out, want)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,7 +66,7 @@ TENSORS = st.one_of(
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> tuple:
+def cases(draw: st.DrawFn) -> tuple[Any, ...]:
     tensor_hw = draw(TENSORS)
     n = tensor_hw[0] * tensor_hw[1] * 3
     limit = int(min(700, max(2, (4 * n) ** 0.5 * 1.4)))
@@ -91,7 +92,7 @@ def cases(draw: st.DrawFn) -> tuple:
 @example((480, 640, (256, 256), "cat.jpg", SRGB, 0, "float32", (0.0, 1.0), 1))
 @example((480, 640, (256, 256), "cat.jpg", SRGBA, 270, "uint8", (0.0, 1.0), 1))
 @example((257, 257, (257, 257), "astronaut.png", SRGB, 0, "float32", (127.5, 127.5), 2))
-def test_matches_mediapipe(case: tuple) -> None:
+def test_matches_mediapipe(case: tuple[Any, ...]) -> None:
     h, w, tensor_hw, source, fmt, rotation, dtype, norm, seed = case
     rng = np.random.default_rng(seed)
     check(make_image(h, w, source, fmt, rng), fmt, tensor_hw, rotation, dtype, norm)

@@ -1,0 +1,61 @@
+"""Small helpers every stage shares: a bounded plan cache, the band size of banded passes, the usable cores.
+
+Imports nothing of segkit, so ``preprocess``, ``postprocess`` and ``runtime`` may all use it without importing
+each other.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+# Output elements per band of a banded pass (~128 KiB of float32 or int32 per intermediate): small enough that a
+# band's temporaries stay in cache. The bits never depend on it, only the speed.
+BAND_ELEMENTS = 1 << 15
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class PlanCache(Generic[K, V]):
+    """A least-recently-used map of at most ``maxsize`` plans (tables built from sizes), built on first use.
+
+    A video of fixed size then does no set-up work after its first frame, and a stream of varying sizes keeps
+    only the last few plans alive."""
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        self.maxsize = maxsize
+        self._plans: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K, build: Callable[[], V]) -> V:
+        """The plan for ``key``, made by ``build()`` on a miss (evicting the least recently used one if full)."""
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = build()
+            while len(self._plans) > self.maxsize:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return plan
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._plans
+
+    def clear(self) -> None:
+        """Forget every plan."""
+        self._plans.clear()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (affinity-aware, so ``taskset`` is honoured), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
