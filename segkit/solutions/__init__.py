@@ -7,3 +7,11 @@ no further import.
 from segkit.solutions import selfie_segmentation
 
 __all__ = ["selfie_segmentation"]
+
+
+def __getattr__(name: str) -> object:
+    """``mp.solutions.hands`` and the other MediaPipe solutions: an AttributeError saying what segkit has."""
+    raise AttributeError(
+        f"module 'segkit.solutions' has no attribute {name!r}: segkit provides only the selfie_segmentation "
+        "solution (and the Tasks image segmenter)"
+    )

@@ -17,7 +17,8 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 
 from segkit import models
-from segkit.postprocess.resize import LinearPlan, linear_plan, resize_linear
+from segkit.postprocess import mask_linear_plan, resize_masks
+from segkit.postprocess.resize import MaskLinearPlan
 from segkit.preprocess.legacy import ZeroBorderPlan, make_zero_border_plan, zero_border_tensor
 from segkit.runtime import Runtime, open_runtime, read_model_file
 
@@ -54,7 +55,7 @@ class SelfieSegmentation:
         _, self._height, self._width, _ = spec.shape
         self._tensor = np.empty((1, self._height, self._width, 3), np.float32)
         self._warp_plans: OrderedDict[tuple[int, int], ZeroBorderPlan] = OrderedDict()
-        self._resize_plans: OrderedDict[tuple[int, int], LinearPlan] = OrderedDict()
+        self._resize_plans: OrderedDict[tuple[int, int], MaskLinearPlan] = OrderedDict()
 
     def process(self, image: np.ndarray) -> SolutionOutputs:
         """The segmentation mask of ``image``, a uint8 RGB (H, W, 3) array (any strides).
@@ -81,9 +82,9 @@ class SelfieSegmentation:
         logits = self._runtime.run(self._tensor)[0].reshape(h, w)
         if (height, width) == (h, w):  # cv::resize to the same size is a copy
             return SolutionOutputs(logits.copy())
-        resize = _cached(self._resize_plans, (height, width), lambda: linear_plan(h, w, height, width))
+        resize = _cached(self._resize_plans, (height, width), lambda: mask_linear_plan(h, w, height, width))
         mask = np.empty((1, height, width), np.float32)
-        resize_linear(logits[None], resize, mask)
+        resize_masks(logits[None], resize, mask)
         return SolutionOutputs(mask[0])
 
     def reset(self) -> None:

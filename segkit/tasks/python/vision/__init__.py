@@ -14,3 +14,11 @@ __all__ = [
     "core",
     "image_segmenter",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``vision.FaceLandmarker`` and MediaPipe's other vision tasks: an AttributeError saying what segkit has."""
+    raise AttributeError(
+        f"module 'segkit.tasks.python.vision' has no attribute {name!r}: segkit provides only the image segmenter "
+        "(ImageSegmenter) and the selfie segmentation solution"
+    )
