@@ -3,7 +3,7 @@
 from .activation import NONE, SIGMOID, SOFTMAX, activate, dequantize, sigmoid, softmax, to_alpha
 from .category import argmax_mask, category_plan, threshold_mask
 from .postprocessor import Postprocessor
-from .resize import linear_plan, resize_linear
+from .resize import mask_linear_plan, resize_masks
 
 __all__ = [
     "NONE",
@@ -14,8 +14,8 @@ __all__ = [
     "argmax_mask",
     "category_plan",
     "dequantize",
-    "linear_plan",
-    "resize_linear",
+    "mask_linear_plan",
+    "resize_masks",
     "sigmoid",
     "softmax",
     "threshold_mask",

@@ -59,10 +59,11 @@ def expf(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 @quiet
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """MediaPipe's ``float(1. / (1 + expf(-x)))`` element-wise on a float32 array, into ``out``."""
-    e = np.negative(x, out=out if out is not None else np.empty(x.shape, _F32))
+    e: np.ndarray = np.negative(x, out=out if out is not None else np.empty(x.shape, _F32))
     expf(e, out=e)
     np.add(e, _ONE, out=e)
-    return np.divide(_ONE, e, out=e)
+    np.divide(_ONE, e, out=e)
+    return e
 
 
 @quiet
@@ -135,7 +136,8 @@ def _first_float_above_half() -> np.float32:
             hi = mid
         else:
             lo = mid
-    return np.array([hi], dtype=np.uint32).view(_F32)[0]
+    first: np.float32 = np.array([hi], dtype=np.uint32).view(_F32)[0]
+    return first
 
 
 # ``sigmoid(v) > 0.5f`` exactly when ``v > SIGMOID_HALF_CUT`` (the float just below the first one that passes).
@@ -145,7 +147,8 @@ SIGMOID_HALF_CUT: np.float32 = np.nextafter(_first_float_above_half(), _F32(-1.0
 def dequantize(raw: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """MediaPipe's ``float(scale * (int(q) - zero_point))`` for a quantized (uint8, int8, bool...) output tensor."""
     q = raw.astype(np.int32) - np.int32(zero_point)
-    return np.multiply(q.astype(_F32), _F32(scale), dtype=_F32)
+    values: np.ndarray = np.multiply(q.astype(_F32), _F32(scale), dtype=_F32)
+    return values
 
 
 @quiet
@@ -158,6 +161,7 @@ def to_alpha(mask: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarra
     t = np.multiply(t, _F32(255.0), out=t) if t.dtype == _F32 else t * _F32(255.0)
     np.rint(t, out=t)
     if out is None:
-        return t.astype(np.uint8)
+        alpha: np.ndarray = t.astype(np.uint8)
+        return alpha
     np.copyto(out, t, casting="unsafe")
     return out

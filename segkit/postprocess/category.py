@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segkit import _common
+
 from .activation import SIGMOID, SIGMOID_HALF_CUT, quiet, sigmoid
 
 _F32 = np.float32
@@ -26,7 +28,6 @@ _HALF = np.float32(0.5)
 _REL_MARGIN = 2.0**-18
 _ABS_MARGIN = 1e-37
 _NO_OVERFLOW = 1e38  # below FLT_MAX / 2: no difference of two logits overflows
-BAND_ELEMENTS = 1 << 15
 # Output columns per block: the granularity at which channels are ruled out.
 BLOCK_COLUMNS = 64
 
@@ -72,12 +73,12 @@ def _tiles(i0: np.ndarray, i1: np.ndarray, n_out: int, step: int) -> tuple[tuple
     """Split ``range(n_out)`` into runs of ``step`` with the source range ``[min i0, max i1]`` each run reads."""
     starts = range(0, n_out, step)
     ends = [min(a + step, n_out) for a in starts]
-    return tuple((a, e, int(i0[a]), int(i1[e - 1]) + 1) for a, e in zip(starts, ends))
+    return tuple((a, e, int(i0[a]), int(i1[e - 1]) + 1) for a, e in zip(starts, ends, strict=True))
 
 
 def category_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: int | None = None) -> CategoryPlan:
     """Build the align-corners tables, the row bands (about ``band_elements`` pixels each, default
-    ``BAND_ELEMENTS``; the mask does not depend on it) and the column blocks."""
+    ``segkit._common.BAND_ELEMENTS``; the mask does not depend on it) and the column blocks."""
     if min(in_h, in_w, out_h, out_w) < 1:
         raise ValueError(f"cannot sample {in_w}x{in_h} logits at {out_w}x{out_h}")
     y0, y1, ty = _align_corners(in_h, out_h)
@@ -86,7 +87,7 @@ def category_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: i
     return CategoryPlan(
         in_h, in_w, out_h, out_w, y0=y0, y1=y1, ty=ty[:, None], x0=x0, tx=tx,
         pair=pair.astype(np.intp), pair_x0=pairs // in_w, pair_x1=pairs % in_w,
-        bands=_tiles(y0, y1, out_h, max(1, (BAND_ELEMENTS if band_elements is None else band_elements) // out_w)),
+        bands=_tiles(y0, y1, out_h, max(1, (band_elements or _common.BAND_ELEMENTS) // out_w)),
         blocks=_tiles(x0, x1, out_w, BLOCK_COLUMNS),
     )  # fmt: skip
 
@@ -117,12 +118,6 @@ def horizontal(vd: tuple[np.ndarray, np.ndarray], plan: CategoryPlan, cols: slic
     return out
 
 
-def sample(k: np.ndarray, plan: CategoryPlan, rows: slice, cols: slice) -> np.ndarray:
-    """Align-corners bilinear values of one channel ``k`` ``(in_h, in_w)`` at output ``rows`` x ``cols``."""
-    out = np.empty((rows.stop - rows.start, cols.stop - cols.start), _F32)
-    return horizontal(vertical(k, plan, rows), plan, cols, out)
-
-
 def tile_bounds(k: np.ndarray, plan: CategoryPlan, bands: range) -> tuple[np.ndarray, np.ndarray]:
     """Per channel, the min and max source value each (band, block) tile reads: two ``(C, len(bands), blocks)``.
 
@@ -149,7 +144,8 @@ def _margin(lo: np.ndarray, hi: np.ndarray) -> np.float32 | None:
     largest = max(abs(top), abs(bottom))
     if not largest < _NO_OVERFLOW:
         return None
-    return _F32(largest * _REL_MARGIN + _ABS_MARGIN)
+    margin: np.float32 = _F32(largest * _REL_MARGIN + _ABS_MARGIN)
+    return margin
 
 
 def candidates(k: np.ndarray, plan: CategoryPlan, activation: int, bands: range) -> np.ndarray | None:
@@ -167,7 +163,8 @@ def candidates(k: np.ndarray, plan: CategoryPlan, activation: int, bands: range)
     floor = np.subtract(lo.max(axis=0), margin)
     if activation == SIGMOID:
         top, floor = sigmoid(top), sigmoid(floor)
-    return top >= floor
+    may_win: np.ndarray = top >= floor
+    return may_win
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int, int]]:
@@ -175,7 +172,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int, int]]:
     edges = np.flatnonzero(flags[1:] != flags[:-1]) + 1
     starts = [0, *edges.tolist()]
     ends = [*edges.tolist(), len(flags)]
-    return [(a, b, int(flags[a])) for a, b in zip(starts, ends)]
+    return [(a, b, int(flags[a])) for a, b in zip(starts, ends, strict=True)]
 
 
 @quiet

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import TypeVar
 
 import numpy as np
+
+from segkit._common import PlanCache
 
 from .activation import NONE, SIGMOID, SOFTMAX, activate, sigmoid
 from .category import CategoryPlan, argmax_mask, category_plan, threshold_mask
 from .pool import BlockPool
-from .resize import LinearPlan, linear_plan, resize_jobs, resize_linear
+from .resize import MaskLinearPlan, mask_linear_plan, resize_mask_jobs, resize_masks
 from .threads import MAX_THREADS, Helpers, default_threads, split
 
-_PLANS_KEPT = 4
+PLANS_KEPT = 4  # output sizes whose tables are kept (an LRU)
 _F32 = np.dtype(np.float32)
 _TRANSPOSE_BLOCK = 512  # pixels per block when moving (h, w, C) logits to (C, h, w): keeps the copy in cache
 # Above this many channels, activations run on a channel-first copy (made in the activation's own buffer, then
@@ -33,7 +32,8 @@ SPLIT_CATEGORY = 400_000
 # threads make fewer, longer numpy calls (each call's hand-back of the GIL may wait for the other thread).
 SPLIT_BAND_ELEMENTS = 1 << 17
 SPLIT_CATEGORY_BAND_ELEMENTS = 1 << 18
-_Plan = TypeVar("_Plan", LinearPlan, CategoryPlan)
+# A plan's key: output width, height, and whether its bands are the split (larger) ones.
+_Key = tuple[int, int, bool]
 
 
 class Postprocessor:
@@ -72,8 +72,8 @@ class Postprocessor:
         self._blocks = BlockPool()
         self._shapes = ((h, w, c), (1, h, w, c), (h, w)) if c == 1 else ((h, w, c), (1, h, w, c))
         self._act: np.ndarray | None = None  # activated values before resizing, reused
-        self._linear: OrderedDict[tuple[int, int, bool], LinearPlan] = OrderedDict()
-        self._category: OrderedDict[tuple[int, ...], CategoryPlan] = OrderedDict()
+        self._linear: PlanCache[_Key, MaskLinearPlan] = PlanCache(PLANS_KEPT)
+        self._category: PlanCache[_Key, CategoryPlan] = PlanCache(PLANS_KEPT)
 
     def confidence_masks(self, logits: np.ndarray, width: int, height: int) -> list[np.ndarray]:
         """C float32 ``(height, width)`` masks: activation at tensor size, then OpenCV's linear resize."""
@@ -113,13 +113,15 @@ class Postprocessor:
             if not np.can_cast(a.dtype, _F32, "same_kind"):
                 raise TypeError(f"logits must be floating point, got {a.dtype}")
             a = a.astype(_F32)
-        return a.reshape(h, w, c).transpose(2, 0, 1)
+        view: np.ndarray = a.reshape(h, w, c).transpose(2, 0, 1)
+        return view
 
     def _parts(self, work: int, least: int) -> int:
         """Into how many parts to split ``work`` elements: at least ``least`` per part, at most one per thread."""
         return max(1, min(self.num_threads, work // least))
 
     def _confidence(self, k: np.ndarray, width: int, height: int) -> list[np.ndarray]:
+        _check_size(width, height)
         c, h, w = k.shape
         if (width, height) == (w, h):
             out = self._blocks.take((c, h, w), np.float32)
@@ -145,15 +147,13 @@ class Postprocessor:
         out = self._blocks.take((c, height, width), np.float32)
         parts = self._parts(c * height * width, SPLIT_RESIZE)
         if parts == 1:
-            plan = _cached(self._linear, (width, height, False), lambda: linear_plan(h, w, height, width))
-            resize_linear(act, plan, out)
+            plan = self._linear.get((width, height, False), lambda: mask_linear_plan(h, w, height, width))
+            resize_masks(act, plan, out)
         else:
-            plan = _cached(
-                self._linear,
-                (width, height, True),
-                lambda: linear_plan(h, w, height, width, SPLIT_BAND_ELEMENTS),
+            plan = self._linear.get(
+                (width, height, True), lambda: mask_linear_plan(h, w, height, width, SPLIT_BAND_ELEMENTS)
             )
-            self._helpers.run(resize_jobs(act, plan, out, parts))
+            self._helpers.run(resize_mask_jobs(act, plan, out, parts))
         return list(out)
 
     def _activate_split(self, k: np.ndarray, out: np.ndarray, parts: int, *, transpose: bool) -> np.ndarray:
@@ -175,18 +175,17 @@ class Postprocessor:
             activate(x, self.activation, out=o)
 
     def _category_mask(self, k: np.ndarray, width: int, height: int) -> np.ndarray:
+        _check_size(width, height)
         c, h, w = k.shape
         out = self._blocks.take((height, width), np.uint8)
         fill = threshold_mask if c == 1 else argmax_mask
         parts = self._parts(height * width, SPLIT_CATEGORY)
         if parts == 1:
-            plan = _cached(self._category, (width, height, False), lambda: category_plan(h, w, height, width))
+            plan = self._category.get((width, height, False), lambda: category_plan(h, w, height, width))
             fill(k, plan, self.activation, out)
         else:
-            plan = _cached(
-                self._category,
-                (width, height, True),
-                lambda: category_plan(h, w, height, width, SPLIT_CATEGORY_BAND_ELEMENTS),
+            plan = self._category.get(
+                (width, height, True), lambda: category_plan(h, w, height, width, SPLIT_CATEGORY_BAND_ELEMENTS)
             )
             self._helpers.run(
                 [
@@ -214,16 +213,3 @@ def _transpose_into(k: np.ndarray, out: np.ndarray) -> np.ndarray:
 def _check_size(width: object, height: object) -> None:
     if not all(isinstance(n, (int, np.integer)) and n > 0 for n in (width, height)):
         raise ValueError(f"bad output size {width!r}x{height!r}; width and height must be positive integers")
-
-
-def _cached(cache: OrderedDict[tuple[int, ...], _Plan], key: tuple[int, ...], build: Callable[[], _Plan]) -> _Plan:
-    """``cache[key]`` (``key`` starts with the output size), built on first use; keeps the most recently used few."""
-    _check_size(*key[:2])
-    plan = cache.get(key)
-    if plan is None:
-        plan = cache[key] = build()
-        while len(cache) > _PLANS_KEPT:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return plan

@@ -2,7 +2,7 @@
 
 Half-pixel centres; horizontal pass then vertical pass, each product and sum rounded to float32 (no FMA);
 horizontal weights clamped at the borders, vertical weights not (only the row indices are). An exact 2x
-shrink in both axes becomes OpenCV's fast area average. Tables are built once per size pair (``LinearPlan``).
+shrink in both axes becomes OpenCV's fast area average. Tables are built once per size pair (``MaskLinearPlan``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segkit import _common
+
 from .activation import quiet
 from .threads import split
 
@@ -22,8 +24,6 @@ _ZERO = np.float32(0.0)
 # OpenCV's vectorised 2x area average covers whole groups of this many output columns per row; the rest of
 # the row takes the scalar path, which sums in a different order.
 AREA_SIMD_LANES = 4
-# Rows per band: about this many output elements, so a band's temporaries stay in cache.
-BAND_ELEMENTS = 1 << 15
 # Interleaved logits (a channel-first view of ``(h, w, C)``): source rows per horizontal block, all channels.
 INTERLEAVED_ROWS = 6
 
@@ -37,8 +37,9 @@ def _half_pixel(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class LinearPlan:
-    """Index and weight tables for resizing ``(in_h, in_w)`` to ``(out_h, out_w)``; see ``linear_plan``."""
+class MaskLinearPlan:
+    """Index and weight tables for resizing float32 masks ``(in_h, in_w)`` to ``(out_h, out_w)``; see
+    ``mask_linear_plan``."""
 
     in_h: int
     in_w: int
@@ -53,16 +54,13 @@ class LinearPlan:
     y1: np.ndarray  # (out_h,) source row of the lower tap (clamped)
     by0: np.ndarray  # (out_h, 1) float32 weight of the upper tap (not clamped)
     by1: np.ndarray  # (out_h, 1) float32 weight of the lower tap
-    nx0: np.ndarray  # (in_w,) how many output columns use each source column as the left tap
-    nx1: np.ndarray  # (in_w,) ... as the right tap
     bands: tuple[tuple[int, int, int, int], ...]  # (first out row, end out row, first src row, end src row)
-    ny0: tuple[np.ndarray, ...]  # per band: how many of its output rows use each of its source rows as upper tap
-    ny1: tuple[np.ndarray, ...]  # per band: ... as lower tap
 
 
-def linear_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: int | None = None) -> LinearPlan:
+def mask_linear_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: int | None = None) -> MaskLinearPlan:
     """Build the tables OpenCV's ``resize`` computes for float INTER_LINEAR from ``(in_h, in_w)``, with bands of
-    about ``band_elements`` output elements (default ``BAND_ELEMENTS``; the bits do not depend on it)."""
+    about ``band_elements`` output elements (default ``segkit._common.BAND_ELEMENTS``; the bits do not depend on
+    it)."""
     if min(in_h, in_w, out_h, out_w) < 1:
         raise ValueError(f"cannot resize {in_w}x{in_h} to {out_w}x{out_h}")
     area2x = in_w == 2 * out_w and in_h == 2 * out_h
@@ -75,18 +73,15 @@ def linear_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: int
     sy, fy = _half_pixel(in_h, out_h)
     y0 = np.clip(sy, 0, in_h - 1)
     y1 = np.clip(sy + 1, 0, in_h - 1)
-    rows = max(1, (BAND_ELEMENTS if band_elements is None else band_elements) // out_w)
+    rows = max(1, (_common.BAND_ELEMENTS if band_elements is None else band_elements) // out_w)
     bands = tuple(
         (r, min(r + rows, out_h), int(y0[r]), int(y1[min(r + rows, out_h) - 1]) + 1) for r in range(0, out_h, rows)
     )
-    return LinearPlan(
+    return MaskLinearPlan(
         in_h, in_w, out_h, out_w, area2x,
         x0=sx, x1=x1, ax0=(_F32(1) - fx).astype(_F32), ax1=fx,
-        nx0=np.bincount(sx, minlength=in_w), nx1=np.bincount(x1, minlength=in_w),
         y0=y0, y1=y1, by0=(_F32(1) - fy).astype(_F32)[:, None], by1=fy[:, None],
         bands=bands,
-        ny0=tuple(np.bincount(y0[r0:r1] - s0, minlength=s1 - s0) for r0, r1, s0, s1 in bands),
-        ny1=tuple(np.bincount(y1[r0:r1] - s0, minlength=s1 - s0) for r0, r1, s0, s1 in bands),
     )  # fmt: skip
 
 
@@ -122,7 +117,7 @@ def _staged(src: np.ndarray) -> bool:
 
 
 def _horizontal_interleaved(
-    hwc: np.ndarray, plan: LinearPlan, s0: int, s1: int, h: np.ndarray, scratch: np.ndarray, weights: np.ndarray
+    hwc: np.ndarray, plan: MaskLinearPlan, s0: int, s1: int, h: np.ndarray, scratch: np.ndarray, weights: np.ndarray
 ) -> None:
     """The horizontal pass of source rows ``[s0, s1)`` for every channel at once, into channel-first ``h``.
 
@@ -144,7 +139,7 @@ def _horizontal_interleaved(
 
 
 @quiet
-def resize_linear(src: np.ndarray, plan: LinearPlan, out: np.ndarray, bands: range | None = None) -> np.ndarray:
+def resize_masks(src: np.ndarray, plan: MaskLinearPlan, out: np.ndarray, bands: range | None = None) -> np.ndarray:
     """Resize float32 channels ``(C, in_h, in_w)`` into ``out`` ``(C, out_h, out_w)`` exactly as OpenCV does.
 
     ``src`` may be any strided view (e.g. the model's ``(h, w, C)`` logits seen channel-first): each band's
@@ -158,65 +153,95 @@ def resize_linear(src: np.ndarray, plan: LinearPlan, out: np.ndarray, bands: ran
         for c in range(src.shape[0]):
             _area2x(src[c], out[c])
         return out
-    w = plan.out_w
     which = bands if bands is not None else range(len(plan.bands))
     if not len(which):
         return out
-    channels = src.shape[0]
     most_src = max(plan.bands[i][3] - plan.bands[i][2] for i in which)
     most_out = max(plan.bands[i][1] - plan.bands[i][0] for i in which)
-    v_scratch = np.empty((2, most_out, w), _F32)
-    b_scratch = np.empty((2, most_out, w), _F32)
+    scratch = _VerticalScratch(np.empty((2, most_out, plan.out_w), _F32), np.empty((2, most_out, plan.out_w), _F32))
     hwc = _interleaved(src)
-    stage = None
-    if hwc is not None:  # all channels' horizontal pass at once, then the vertical one per channel
-        h_all = np.empty((channels, most_src, w), _F32)
-        rows_scratch = np.empty((2, min(INTERLEAVED_ROWS, most_src), w, channels), _F32)
-        weights = np.empty((2, w, channels), _F32)
-        weights[0] = plan.ax0[:, None]
-        weights[1] = plan.ax1[:, None]
+    if hwc is not None:
+        _resize_interleaved(hwc, plan, out, which, most_src, scratch)
     else:
-        h_scratch = np.empty((2, most_src, w), _F32)
-        if _staged(src):
-            stage = np.empty((channels, most_src, plan.in_w), _F32)
-    x0, x1, ax0, ax1 = plan.x0, plan.x1, plan.ax0, plan.ax1
-    multiply, add = np.multiply, np.add
+        _resize_planar(src, plan, out, which, most_src, scratch)
+    return out
+
+
+@dataclass(frozen=True)
+class _VerticalScratch:
+    """Reused per call: the two vertical taps ``v`` and the two vertical weight planes ``b``, (2, rows, out_w)."""
+
+    v: np.ndarray
+    b: np.ndarray
+
+
+_Rows = tuple[np.ndarray, np.ndarray]  # a band's upper and lower source rows, relative to its first source row
+
+
+def _vertical(h: np.ndarray, rows: _Rows, scratch: _VerticalScratch, out: np.ndarray) -> None:
+    """The vertical pass of one channel's horizontal rows ``h`` for one band, written into ``out`` (its rows)."""
+    n = out.shape[0]
+    v, v1 = scratch.v[0, :n], scratch.v[1, :n]
+    h.take(rows[0], 0, v, "clip")
+    np.multiply(v, scratch.b[0, :n], out=v)
+    h.take(rows[1], 0, v1, "clip")
+    np.multiply(v1, scratch.b[1, :n], out=v1)
+    np.add(v, v1, out=out)
+
+
+def _band_rows(plan: MaskLinearPlan, band: tuple[int, int, int, int], scratch: _VerticalScratch) -> _Rows:
+    """The band's source rows of each tap, and its vertical weights written as whole planes into the scratch (a
+    broadcast column is twice as slow)."""
+    r0, r1, s0, _ = band
+    scratch.b[0, : r1 - r0] = plan.by0[r0:r1]
+    scratch.b[1, : r1 - r0] = plan.by1[r0:r1]
+    return plan.y0[r0:r1] - s0, plan.y1[r0:r1] - s0
+
+
+def _resize_interleaved(hwc: np.ndarray, plan: MaskLinearPlan, out: np.ndarray, which: range, most_src: int,
+                        scratch: _VerticalScratch) -> None:  # fmt: skip
+    """All channels' horizontal pass at once on ``(h, w, C)`` logits, then the vertical one per channel."""
+    channels, w = hwc.shape[2], plan.out_w
+    h_all = np.empty((channels, most_src, w), _F32)
+    rows_scratch = np.empty((2, min(INTERLEAVED_ROWS, most_src), w, channels), _F32)
+    weights = np.empty((2, w, channels), _F32)
+    weights[0] = plan.ax0[:, None]
+    weights[1] = plan.ax1[:, None]
     for i in which:
-        r0, r1, s0, s1 = plan.bands[i]
-        n, s = r1 - r0, s1 - s0
-        b0, b1 = b_scratch[0, :n], b_scratch[1, :n]
-        b0[...] = plan.by0[r0:r1]
-        b1[...] = plan.by1[r0:r1]
-        i0, i1 = plan.y0[r0:r1] - s0, plan.y1[r0:r1] - s0
-        v, v1 = v_scratch[0, :n], v_scratch[1, :n]
-        if hwc is not None:
-            _horizontal_interleaved(hwc, plan, s0, s1, h_all, rows_scratch, weights)
-            for c in range(channels):
-                h = h_all[c, :s]
-                h.take(i0, 0, v, "clip")
-                multiply(v, b0, out=v)
-                h.take(i1, 0, v1, "clip")
-                multiply(v1, b1, out=v1)
-                add(v, v1, out=out[c, r0:r1])
-            continue
+        band = plan.bands[i]
+        r0, r1, s0, s1 = band
+        taps = _band_rows(plan, band, scratch)
+        _horizontal_interleaved(hwc, plan, s0, s1, h_all, rows_scratch, weights)
+        for c in range(channels):
+            _vertical(h_all[c, : s1 - s0], taps, scratch, out[c, r0:r1])
+
+
+def _resize_planar(src: np.ndarray, plan: MaskLinearPlan, out: np.ndarray, which: range, most_src: int,
+                   scratch: _VerticalScratch) -> None:  # fmt: skip
+    """Channel by channel: each band's horizontal pass then its vertical pass. Source rows whose planes are not
+    row-major float32 are first copied, all channels at once, into a small scratch."""
+    channels = src.shape[0]
+    h_scratch = np.empty((2, most_src, plan.out_w), _F32)
+    stage = np.empty((channels, most_src, plan.in_w), _F32) if _staged(src) else None
+    x0, x1, ax0, ax1 = plan.x0, plan.x1, plan.ax0, plan.ax1
+    for i in which:
+        band = plan.bands[i]
+        r0, r1, s0, s1 = band
+        s = s1 - s0
+        taps = _band_rows(plan, band, scratch)
         h, h1 = h_scratch[0, :s], h_scratch[1, :s]
         rows = src[:, s0:s1]
         if stage is not None:
             np.copyto(stage[:, :s], rows, casting="same_kind")
             rows = stage[:, :s]
         for c in range(channels):
-            band = rows[c]
-            band.take(x0, 1, h, "clip")  # indices are in range; "clip" avoids buffering
-            multiply(h, ax0, out=h)
-            band.take(x1, 1, h1, "clip")
-            multiply(h1, ax1, out=h1)
-            add(h, h1, out=h)
-            h.take(i0, 0, v, "clip")
-            multiply(v, b0, out=v)
-            h.take(i1, 0, v1, "clip")
-            multiply(v1, b1, out=v1)
-            add(v, v1, out=out[c, r0:r1])
-    return out
+            row = rows[c]
+            row.take(x0, 1, h, "clip")  # indices are in range; "clip" avoids buffering
+            np.multiply(h, ax0, out=h)
+            row.take(x1, 1, h1, "clip")
+            np.multiply(h1, ax1, out=h1)
+            np.add(h, h1, out=h)
+            _vertical(h, taps, scratch, out[c, r0:r1])
 
 
 @quiet
@@ -227,9 +252,9 @@ def _area2x_rows(src: np.ndarray, out: np.ndarray, r0: int, r1: int) -> None:
         _area2x(src[c, 2 * r0 : 2 * r1], out[c, r0:r1])
 
 
-def resize_jobs(src: np.ndarray, plan: LinearPlan, out: np.ndarray, parts: int) -> list[Callable[[], object]]:
-    """``resize_linear(src, plan, out)`` as up to ``parts`` independent jobs over disjoint output rows (whole
+def resize_mask_jobs(src: np.ndarray, plan: MaskLinearPlan, out: np.ndarray, parts: int) -> list[Callable[[], object]]:
+    """``resize_masks(src, plan, out)`` as up to ``parts`` independent jobs over disjoint output rows (whole
     bands), each with its own scratch; run in any order or concurrently, together they write the same bits."""
     if plan.area2x:
         return [functools.partial(_area2x_rows, src, out, a, b) for a, b in split(plan.out_h, parts)]
-    return [functools.partial(resize_linear, src, plan, out, range(a, b)) for a, b in split(len(plan.bands), parts)]
+    return [functools.partial(resize_masks, src, plan, out, range(a, b)) for a, b in split(len(plan.bands), parts)]

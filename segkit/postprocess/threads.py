@@ -11,10 +11,12 @@ exit, and ``concurrent.futures`` wakes it at interpreter exit too (it never bloc
 
 from __future__ import annotations
 
-import os
+import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as _wait
+
+from segkit._common import available_cores
 
 # Threads a pass is split across at most (measured on 2 cores; more threads contend for the GIL between calls).
 MAX_THREADS = 2
@@ -22,17 +24,13 @@ MAX_THREADS = 2
 
 def default_threads() -> int:
     """``min(MAX_THREADS, cores this process may run on)``."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, cores))
+    return min(MAX_THREADS, available_cores())
 
 
 def split(n: int, parts: int) -> list[tuple[int, int]]:
     """``range(n)`` as ``parts`` consecutive ``(start, end)`` runs of near-equal length (empty runs dropped)."""
     bounds = [n * i // parts for i in range(parts + 1)]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 class Helpers:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from segkit.postprocess import Postprocessor, dequantize, sigmoid
 from segkit.postprocess.activation import SIGMOID_HALF_CUT
-from segkit.postprocess.category import category_plan, sample
+from segkit.postprocess.category import CategoryPlan, category_plan, horizontal, vertical
 
 F32 = np.float32
 
@@ -83,6 +83,12 @@ def test_category_matches_literal_reference_including_edge_sizes_and_non_finite(
         k[mask] = F32(value) * rng.choice([-1, 1], mask.sum()).astype(F32)
     got = Postprocessor(activation, (h, w, c), num_threads=1).category_mask(k, width, height)
     assert np.array_equal(got, _reference_category(k, width, height, activation))
+
+
+def sample(k: np.ndarray, plan: CategoryPlan, rows: slice, cols: slice) -> np.ndarray:
+    """Align-corners bilinear values of one channel ``k`` ``(in_h, in_w)`` at output ``rows`` x ``cols``."""
+    out = np.empty((rows.stop - rows.start, cols.stop - cols.start), F32)
+    return horizontal(vertical(k, plan, rows), plan, cols, out)
 
 
 def test_one_pixel_category_samples_the_first_row_and_column() -> None:

@@ -12,15 +12,19 @@ import numpy as np
 import pytest
 
 import segkit.postprocess.resize as resize
-from segkit.postprocess import Postprocessor, argmax_mask, category_plan, linear_plan, resize_linear, threshold_mask
-from segkit.postprocess.resize import LinearPlan
+from segkit import _common
+from segkit.postprocess import Postprocessor, argmax_mask, category_plan, mask_linear_plan, resize_masks, threshold_mask
+from segkit.postprocess.resize import MaskLinearPlan
 from tests.postprocess.cases import random_logits, size_cases
 
 F32 = np.float32
 
 
-def _old_resize(src: np.ndarray, plan: LinearPlan, out: np.ndarray) -> np.ndarray:
+def _old_resize(src: np.ndarray, plan: MaskLinearPlan, out: np.ndarray) -> np.ndarray:
     """segkit's previous generic resize (per channel, ``np.repeat`` vertical pass) on a channel-first copy."""
+    # per band: how many of its output rows use each of its source rows as the upper / lower tap
+    ny0 = [np.bincount(plan.y0[r0:r1] - s0, minlength=s1 - s0) for r0, r1, s0, s1 in plan.bands]
+    ny1 = [np.bincount(plan.y1[r0:r1] - s0, minlength=s1 - s0) for r0, r1, s0, s1 in plan.bands]
     src = np.ascontiguousarray(src, F32)
     with np.errstate(all="ignore"):
         if plan.area2x:
@@ -33,8 +37,8 @@ def _old_resize(src: np.ndarray, plan: LinearPlan, out: np.ndarray) -> np.ndarra
                 h = np.take(band, plan.x0, axis=1) * plan.ax0
                 h1 = np.take(band, plan.x1, axis=1) * plan.ax1
                 np.add(h, h1, out=h)
-                v = np.repeat(h, plan.ny0[i], axis=0) * plan.by0[r0:r1]
-                v1 = np.repeat(h, plan.ny1[i], axis=0) * plan.by1[r0:r1]
+                v = np.repeat(h, ny0[i], axis=0) * plan.by0[r0:r1]
+                v1 = np.repeat(h, ny1[i], axis=0) * plan.by1[r0:r1]
                 np.add(v, v1, out=out[c, r0:r1])
     return out
 
@@ -47,21 +51,21 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 def test_resize_from_interleaved_logits_equals_the_old_code(
     h: int, w: int, c: int, oh: int, ow: int, special: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(resize, "BAND_ELEMENTS", 256)  # many bands: their edges and overlaps
+    monkeypatch.setattr(_common, "BAND_ELEMENTS", 256)  # many bands: their edges and overlaps
     rng = np.random.default_rng(h * 1000 + w * 10 + c)
     k = random_logits(rng, h, w, c, special)
-    plan = linear_plan(h, w, oh, ow)
+    plan = mask_linear_plan(h, w, oh, ow)
     want = _old_resize(k.transpose(2, 0, 1), plan, np.empty((c, oh, ow), F32))
     view = k.transpose(2, 0, 1)
     for rows in (1, 2, 6):
         monkeypatch.setattr(resize, "INTERLEAVED_ROWS", rows)
-        got = resize_linear(view, plan, np.full((c, oh, ow), np.nan, F32))
+        got = resize_masks(view, plan, np.full((c, oh, ow), np.nan, F32))
         assert _same(got, want)
     # the channel-first (contiguous) and staged (other strides) paths give the same bits
-    assert _same(resize_linear(np.ascontiguousarray(view), plan, np.empty((c, oh, ow), F32)), want)
+    assert _same(resize_masks(np.ascontiguousarray(view), plan, np.empty((c, oh, ow), F32)), want)
     wide = np.zeros((c, h, 2 * w), F32)
     wide[:, :, ::2] = view
-    assert _same(resize_linear(wide[:, :, ::2], plan, np.empty((c, oh, ow), F32)), want)
+    assert _same(resize_masks(wide[:, :, ::2], plan, np.empty((c, oh, ow), F32)), want)
 
 
 @pytest.mark.parametrize(("h", "w", "c", "oh", "ow", "special"), size_cases(40, seed=2024))
@@ -102,7 +106,7 @@ def test_postprocessor_on_logits_in_place_equals_the_old_pipeline(
     if (width, height) == (13, 11):
         want = act
     else:
-        want = _old_resize(act, linear_plan(11, 13, height, width), np.empty((c, height, width), F32))
+        want = _old_resize(act, mask_linear_plan(11, 13, height, width), np.empty((c, height, width), F32))
     assert conf is not None and cat is not None
     assert all(_same(m, want[i]) for i, m in enumerate(conf))
     fill = threshold_mask if c == 1 else argmax_mask

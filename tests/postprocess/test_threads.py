@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import segkit.postprocess.postprocessor as post
-import segkit.postprocess.resize as resize
+from segkit import _common
 from segkit.postprocess import Postprocessor
 from segkit.postprocess.threads import MAX_THREADS, Helpers, default_threads, split
 from tests.postprocess.cases import random_logits, size_cases
@@ -33,7 +33,7 @@ def always_split(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(post, name, 1)
     for name in ("SPLIT_BAND_ELEMENTS", "SPLIT_CATEGORY_BAND_ELEMENTS"):
         monkeypatch.setattr(post, name, 256)
-    monkeypatch.setattr(resize, "BAND_ELEMENTS", 256)
+    monkeypatch.setattr(_common, "BAND_ELEMENTS", 256)
 
 
 def _masks(pp: Postprocessor, k: np.ndarray, width: int, height: int) -> tuple[list[np.ndarray], np.ndarray]:
