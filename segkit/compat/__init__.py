@@ -39,10 +39,12 @@ MODULES: dict[str, str] = {
     "mediapipe.tasks.python.components.containers.rect": "segkit.tasks.python.components.containers.rect",
     "mediapipe.solutions": "segkit.solutions",
     "mediapipe.solutions.selfie_segmentation": "segkit.solutions.selfie_segmentation",
+    "mediapipe.solutions.drawing_utils": "segkit.solutions.drawing_utils",
     # MediaPipe 0.10's real home of the legacy solutions (mp.solutions is mediapipe.python.solutions)
     "mediapipe.python": "segkit.compat.mediapipe_python",
     "mediapipe.python.solutions": "segkit.solutions",
     "mediapipe.python.solutions.selfie_segmentation": "segkit.solutions.selfie_segmentation",
+    "mediapipe.python.solutions.drawing_utils": "segkit.solutions.drawing_utils",
 }
 
 PROVIDES = (

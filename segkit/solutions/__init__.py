@@ -1,12 +1,12 @@
 """MediaPipe's legacy ``mp.solutions`` API, for the one solution segkit provides: ``selfie_segmentation``.
 
 As in MediaPipe, ``import segkit as mp`` then ``mp.solutions.selfie_segmentation.SelfieSegmentation`` works with
-no further import.
+no further import. ``drawing_utils`` is there only because legacy programs fetch it at start-up.
 """
 
-from segkit.solutions import selfie_segmentation
+from segkit.solutions import drawing_utils, selfie_segmentation
 
-__all__ = ["selfie_segmentation"]
+__all__ = ["drawing_utils", "selfie_segmentation"]
 
 
 def __getattr__(name: str) -> object:
