@@ -39,7 +39,8 @@ class Reader:
             self.fail(f"{what} at byte {pos} lies outside the {len(self.buf)}-byte buffer")
         if pos % fmt.size:
             self.fail(f"{what} at byte {pos} is not aligned to {fmt.size} bytes")
-        return fmt.unpack_from(self.buf, pos)[0]
+        value: int | float = fmt.unpack_from(self.buf, pos)[0]
+        return value
 
     def identifier(self) -> bytes:
         """The 4-byte file identifier (bytes 4..8)."""

@@ -25,6 +25,9 @@ IMAGE_PROPERTIES = 2  # ContentProperties union member
 NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union member
 COLOR_SPACES = ("UNKNOWN", "RGB", "GRAYSCALE")
 MAX_ASSOCIATED_FILE = 16 << 20  # bytes; bounds what a lying (or bomb) zip member can make us inflate
+MAX_ASSOCIATED_FILES_TOTAL = 16 << 20  # bytes for all label files of a model together
+MAX_LABEL_FILES = 4096  # TENSOR_AXIS_LABELS entries (each names a file; locales need a few)
+MAX_CATEGORIES = 256  # a category mask is uint8
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError, RuntimeError,
               struct.error, ValueError, OverflowError, KeyError, IndexError)  # fmt: skip
 
@@ -164,32 +167,63 @@ def _with_metadata(base: ModelInfo, buf: bytes, model: bytes) -> ModelInfo:
         got = r.identifier().decode("ascii", "backslashreplace")
         raise ValueError(f"Invalid metadata schema version: expected M001, got {got}")
     root = r.root("ModelMetadata")
-    info = dict(
-        has_metadata=True, name=root.string(0), description=root.string(1), version=root.string(2),
-        author=root.string(4), min_parser_version=root.string(7),
-    )  # fmt: skip
+    name, description, version = root.string(0), root.string(1), root.string(2)
+    author, min_parser_version = root.string(4), root.string(7)
     root.string(5)
+    input_metadata = output_metadata = None
+    normalization = None
+    files: tuple[LabelFile, ...] = ()
+    labels: tuple[str, ...] = ()
+    activation = Activation.NONE
     subgraphs = root.tables(3, "subgraph_metadata")
     if subgraphs:
         sg = subgraphs[0]
         inputs = sg.tables(2, "input_tensor_metadata")
         outputs = sg.tables(3, "output_tensor_metadata")
         if inputs:
-            info["input_metadata"] = _tensor_metadata(inputs[0])
-            info["color_space"] = info["input_metadata"].color_space
-            info["normalization"] = _normalization(inputs[0])
+            input_metadata = _tensor_metadata(inputs[0])
+            normalization = _normalization(inputs[0])
         if outputs:
-            info["output_metadata"] = _tensor_metadata(outputs[-1])
+            output_metadata = _tensor_metadata(outputs[-1])
             files = _label_files(outputs[-1], model)
-            info["label_files"] = files
             if files:
-                if files[0].text is None:
-                    raise ValueError(f"No associated file with name: {files[0].name}")
-                if not files[0].text:
-                    raise ValueError("Expected non-empty labels file.")
-                info["labels"] = split_label_lines(files[0].text)
-        info["activation"] = _activation(sg)
-    return replace(base, **info)
+                labels = _labels(files[0], base.outputs)
+        activation = _activation(sg)
+    return replace(
+        base, has_metadata=True, name=name, description=description, version=version, author=author,
+        min_parser_version=min_parser_version, input_metadata=input_metadata,
+        color_space=input_metadata.color_space if input_metadata is not None else None,
+        normalization=normalization, output_metadata=output_metadata, label_files=files, labels=labels,
+        activation=activation,
+    )  # fmt: skip
+
+
+def output_channels(outputs: tuple[TensorInfo, ...]) -> int:
+    """Channels of the mask output (the last one), which may be [h, w], [h, w, C] or [1, h, w, C]."""
+    if not outputs:
+        return 0
+    shape = outputs[-1].shape
+    return shape[-1] if len(shape) >= 3 else 1
+
+
+def _labels(first: LabelFile, outputs: tuple[TensorInfo, ...]) -> tuple[str, ...]:
+    """The labels from the first label file, one per output channel (checked before the text is split)."""
+    if first.text is None:
+        raise ValueError(f"No associated file with name: {first.name}")
+    if not first.text:
+        raise ValueError("Expected non-empty labels file.")
+    channels = output_channels(outputs)
+    if channels > MAX_CATEGORIES:
+        raise ValueError(
+            f"the mask output has {channels} channels; a category mask holds at most {MAX_CATEGORIES} categories"
+        )
+    breaks = first.text.count("\n") + first.text.count("\r")
+    if breaks > 2 * channels + 2:
+        raise ValueError(f"labels file {first.name!r} has {breaks} line breaks for {channels} output channel(s)")
+    labels = split_label_lines(first.text)
+    if len(labels) != channels:
+        raise ValueError(f"labels file {first.name!r} lists {len(labels)} labels for {channels} output channel(s)")
+    return labels
 
 
 def _tensor_metadata(t: Table) -> TensorMetadata:
@@ -228,7 +262,11 @@ def _normalization(t: Table) -> Normalization | None:
 
 
 def _label_files(t: Table, model: bytes) -> tuple[LabelFile, ...]:
-    """The tensor's TENSOR_AXIS_LABELS files (those with a name), each read from the appended zip."""
+    """The tensor's TENSOR_AXIS_LABELS files (those with a name), each read from the appended zip.
+
+    Each zip member is read and decoded once however often it is named, and all of them together stay within
+    MAX_ASSOCIATED_FILES_TOTAL bytes, so no list of references can make the reader inflate more than that.
+    """
     entries = []
     for f in t.tables(6, "associated_files"):
         name, locale = f.string(0), f.string(3)
@@ -238,8 +276,17 @@ def _label_files(t: Table, model: bytes) -> tuple[LabelFile, ...]:
             entries.append((name, locale))
     if not entries:
         return ()
+    if len(entries) > MAX_LABEL_FILES:
+        raise ValueError(f"malformed metadata: {len(entries)} label files (at most {MAX_LABEL_FILES} are read)")
     archive = _open_zip(model)
-    return tuple(LabelFile(name, locale, _read_member(archive, name)) for name, locale in entries)
+    texts: dict[str, str | None] = {}
+    budget = MAX_ASSOCIATED_FILES_TOTAL
+    for name, _ in entries:
+        if name not in texts:
+            text, used = _read_member(archive, name, budget)
+            texts[name] = text
+            budget -= used
+    return tuple(LabelFile(name, locale, texts[name]) for name, locale in entries)
 
 
 def _open_zip(model: bytes) -> zipfile.ZipFile | None:
@@ -250,19 +297,26 @@ def _open_zip(model: bytes) -> zipfile.ZipFile | None:
         return None
 
 
-def _read_member(archive: zipfile.ZipFile | None, name: str) -> str | None:
-    """A zip member as UTF-8 text, None when absent; ValueError when it is corrupt or too large."""
+def _read_member(archive: zipfile.ZipFile | None, name: str, budget: int) -> tuple[str | None, int]:
+    """A zip member as UTF-8 text (None when absent) and its size; ValueError when it is corrupt or larger than
+    `budget` (what is left of the total for associated files)."""
     if archive is None or name not in archive.NameToInfo:
-        return None
+        return None, 0
+    limit = min(MAX_ASSOCIATED_FILE, budget)
     try:
         with archive.open(name) as fh:
-            data = fh.read(MAX_ASSOCIATED_FILE + 1)
+            data = fh.read(limit + 1)
     except ZIP_ERRORS as e:
-        raise ValueError(f"malformed metadata: cannot read {name!r} from the zip appended to the model: {e}") from e
-    if len(data) > MAX_ASSOCIATED_FILE:
-        raise ValueError(f"malformed metadata: associated file {name!r} is larger than {MAX_ASSOCIATED_FILE} bytes")
+        raise ValueError(
+            f"malformed metadata: cannot read {name!r} from the zip appended to the model: {e or type(e).__name__}"
+        ) from e
+    if len(data) > limit:
+        raise ValueError(
+            f"malformed metadata: associated file {name!r} does not fit the {MAX_ASSOCIATED_FILE}-byte limit per "
+            f"file and {MAX_ASSOCIATED_FILES_TOTAL} bytes for all associated files"
+        )
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), len(data)
     except UnicodeDecodeError as e:
         raise ValueError(f"malformed metadata: associated file {name!r} is not valid UTF-8 ({e.reason})") from e
 

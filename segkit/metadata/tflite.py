@@ -5,7 +5,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from segkit.metadata.flatbuf import F32, I8, I32, U32, U64, Reader, Table
+from segkit.metadata import graph
+from segkit.metadata.flatbuf import F32, I8, I32, U8, U32, U64, Reader, Table
 
 # TensorType enum of schema.fbs, in value order.
 DTYPES = (
@@ -13,6 +14,7 @@ DTYPES = (
     "float64", "complex128", "uint64", "resource", "variant", "uint32", "uint16", "int4", "bfloat16", "int2", "uint4",
 )  # fmt: skip
 CUSTOM = 32  # BuiltinOperator.CUSTOM
+MAX_OPERAND_BYTES = 1 << 12  # constants this small are kept for the graph rules (shapes, axes, sizes)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ def parse_model(model: bytes) -> TFLiteModel:
 
     op_codes = root.tables(1, "operator_codes")
     custom_ops: list[str] = []
+    codes: list[tuple[int, str | None]] = []
     for k, oc in enumerate(op_codes):
         code = max(int(oc.scalar(0, I8)), int(oc.scalar(3, I32)))  # deprecated_builtin_code vs builtin_code
         custom = oc.string(1)
@@ -74,16 +77,15 @@ def parse_model(model: bytes) -> TFLiteModel:
                 r.fail(f"operator_codes[{k}] is CUSTOM but has no custom_code")
             if custom not in custom_ops:
                 custom_ops.append(custom)
+        codes.append((code, custom if code == CUSTOM else None))
 
     buffers = root.tables(4, "buffers")
-    for b in buffers:
-        b.vector(0, 1)
-        _check_range(r, b, 1, 2, len(model))
+    spans = [_buffer_span(r, b, len(model)) for b in buffers]
 
     sg_tables = root.tables(2, "subgraphs")
     if not sg_tables:
         r.fail("the model has no subgraphs")
-    subgraphs = tuple(_subgraph(r, sg, len(op_codes), len(buffers), len(model)) for sg in sg_tables)
+    subgraphs = tuple(_subgraph(r, sg, codes, spans, len(model)) for sg in sg_tables)
 
     for k, index in enumerate(root.scalars(5, I32) or ()):
         _check_index(r, int(index), len(buffers), f"metadata_buffer[{k}]")
@@ -104,27 +106,45 @@ def parse_model(model: bytes) -> TFLiteModel:
     return TFLiteModel(subgraphs, tuple(custom_ops), root.string(3), tuple(metadata))
 
 
-def _subgraph(r: Reader, sg: Table, n_opcodes: int, n_buffers: int, size: int) -> Subgraph:
-    """One subgraph: tensors, inputs/outputs and operators, every index checked."""
-    tensors = tuple(_tensor(r, t, n_buffers) for t in sg.tables(0, "tensors"))
+def _buffer_span(r: Reader, b: Table, size: int) -> tuple[int, int]:
+    """(start, length) of a buffer's bytes in the file: its data vector, or the offset/size pair of a large model."""
+    v = b.vector(0, 1)
+    _check_range(r, b, 1, 2, size)
+    if v is not None and v[1]:
+        return v
+    offset, length = int(b.scalar(1, U64)), int(b.scalar(2, U64))
+    return (offset, length) if offset > 1 else (0, 0)
+
+
+def _subgraph(
+    r: Reader, sg: Table, codes: list[tuple[int, str | None]], spans: list[tuple[int, int]], size: int
+) -> Subgraph:
+    """One subgraph: tensors, inputs/outputs and operators, every index and graph rule checked."""
+    parsed = [_tensor(r, t, spans) for t in sg.tables(0, "tensors")]
+    tensors = tuple(info for info, _ in parsed)
     n = len(tensors)
     inputs = _indices(r, sg, 1, n, f"{sg.path}.inputs", optional=False)
     outputs = _indices(r, sg, 2, n, f"{sg.path}.outputs", optional=False)
+    ops = []
     for op in sg.tables(3, "operators"):
-        _check_index(r, int(op.scalar(0, U32)), n_opcodes, f"{op.path}.opcode_index")
-        for field, name in ((1, "inputs"), (2, "outputs"), (8, "intermediates")):
-            _indices(r, op, field, n, f"{op.path}.{name}", optional=True)
+        index = int(op.scalar(0, U32))
+        _check_index(r, index, len(codes), f"{op.path}.opcode_index")
+        op_inputs = _indices(r, op, 1, n, f"{op.path}.inputs", optional=True)
+        op_outputs = _indices(r, op, 2, n, f"{op.path}.outputs", optional=True)
+        _indices(r, op, 8, n, f"{op.path}.intermediates", optional=True)
         op.vector(7, 1)
-        op.table(4, "builtin_options")
+        options = op.table(4, "builtin_options")
         op.table(12, "builtin_options_2")
-        op.vector(5, 1)
         _check_range(r, op, 9, 10, size)
+        code, custom = codes[index]
+        ops.append(graph.Operator(code, custom, op_inputs, op_outputs, int(op.scalar(3, U8)), options, op.blob(5)))
     sg.string(4)
+    graph.check_subgraph(r, sg.path, [t for _, t in parsed], ops, inputs, outputs)
     return Subgraph(tensors, inputs, outputs)
 
 
-def _tensor(r: Reader, t: Table, n_buffers: int) -> TensorInfo:
-    """One tensor, with its type, buffer index and shape checked."""
+def _tensor(r: Reader, t: Table, spans: list[tuple[int, int]]) -> tuple[TensorInfo, graph.Tensor]:
+    """One tensor, with its type, buffer index, shape and quantization checked."""
     shape = tuple(int(d) for d in t.scalars(0, I32) or ())
     if any(d < 0 for d in shape):
         r.fail(f"{t.path}: shape {list(shape)} has a negative dimension")
@@ -132,7 +152,10 @@ def _tensor(r: Reader, t: Table, n_buffers: int) -> TensorInfo:
     dtype = int(t.scalar(1, I8))
     if not 0 <= dtype < len(DTYPES):
         r.fail(f"{t.path}: unknown tensor type {dtype}")
-    _check_index(r, int(t.scalar(2, U32)), n_buffers, f"{t.path}.buffer")
+    buffer = int(t.scalar(2, U32))
+    _check_index(r, buffer, len(spans), f"{t.path}.buffer")
+    if t.table(6, "sparsity") is not None:
+        r.fail(f"{t.path}: sparse tensors are not supported")
     quantization = None
     q = t.table(4, "quantization")
     if q is not None:
@@ -141,9 +164,18 @@ def _tensor(r: Reader, t: Table, n_buffers: int) -> TensorInfo:
         q.table(5, "details")
         scale = q.scalars(2, F32) or ()
         zero_point = _i64s(q, 3)
+        axis = int(q.scalar(6, I32))
+        if zero_point and len(zero_point) != len(scale):
+            r.fail(f"{t.path}: {len(scale)} quantization scales but {len(zero_point)} zero points")
+        if len(scale) > 1 and not (0 <= axis < len(shape) and shape[axis] == len(scale)):
+            r.fail(f"{t.path}: {len(scale)} per-channel scales do not match axis {axis} of shape {list(shape)}")
         if scale:
             quantization = (float(scale[0]), int(zero_point[0]) if zero_point else 0)
-    return TensorInfo(t.string(3) or "", shape, DTYPES[dtype], quantization)
+    start, length = spans[buffer] if buffer else (0, 0)
+    name = t.string(3) or ""
+    data = bytes(r.buf[start : start + length]) if 0 < length <= MAX_OPERAND_BYTES else None
+    raw = graph.Tensor(name, shape, dtype, length > 0, data, length, bool(t.scalar(5, U8)))
+    return TensorInfo(name, shape, DTYPES[dtype], quantization), raw
 
 
 def _i64s(t: Table, field: int) -> tuple[int, ...]:

@@ -44,7 +44,9 @@ def activation_pos(model: bytes) -> int:
     start, end = metadata_region(model)
     root = Reader(model[start:end], "test").root("ModelMetadata")
     custom = root.tables(3, "sg")[0].tables(9, "custom")[-1]
-    data_start, n = custom.vector(1, 1)
+    vector = custom.vector(1, 1)
+    assert vector is not None
+    data_start, n = vector
     options = Reader(model[start + data_start : start + data_start + n], "test").root("opts")
     field = options._field(0, 1)
     assert field is not None, "activation is stored (not defaulted) in this model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO, model_path
 
@@ -29,7 +30,7 @@ def test_cli_prints_everything() -> None:
         assert expected in out
 
 
-def test_cli_bad_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_bad_file(tmp_path: Path) -> None:
     png = tmp_path / "x.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
     proc = subprocess.run(

@@ -69,7 +69,7 @@ def test_wrong_metadata_identifier() -> None:
     model = load("selfie_segmenter.tflite")
     start, _ = metadata_region(model)
     bad = model[: start + 4] + b"M002" + model[start + 8 :]
-    with pytest.raises(ValueError, match="^Invalid metadata schema version: expected M001, got M002$"):
+    with pytest.raises(ValueError, match=r"^Invalid metadata schema version: expected M001, got M002$"):
         read_model_info(bad)
     verify_model(bad)  # the TFLite structure itself is fine
 
@@ -88,7 +88,7 @@ def test_invalid_activation() -> None:
     pos = activation_pos(model)
     bad = model[:pos] + bytes([3]) + model[pos + 1 :]
     with pytest.raises(
-        RuntimeError, match="^Invalid activation type found in CustomMetadata of ImageSegmenterOptions type.$"
+        RuntimeError, match=r"^Invalid activation type found in CustomMetadata of ImageSegmenterOptions type\.$"
     ):
         read_model_info(bad)
     with pytest.raises(ValueError):
@@ -100,7 +100,7 @@ def test_broken_zip_directory_means_no_files() -> None:
     model = load("selfie_segmenter.tflite")
     eocd = model.rfind(b"PK\x05\x06")
     broken = model[:eocd] + b"XX" + model[eocd + 2 :]
-    with pytest.raises(ValueError, match="No associated file with name: labels.txt"):
+    with pytest.raises(ValueError, match=r"No associated file with name: labels\.txt"):
         read_model_info(broken)
 
 
@@ -109,7 +109,7 @@ def test_corrupt_zip_member() -> None:
     start = zip_start(model)
     data = model.find(b"background", start)  # stored (uncompressed) member: flipping it breaks the CRC
     assert data > start
-    with pytest.raises(ValueError, match="cannot read 'labelmap.txt'"):
+    with pytest.raises(ValueError, match=r"cannot read 'labelmap\.txt'"):
         read_model_info(model[:data] + b"B" + model[data + 1 :])
 
 

@@ -10,7 +10,8 @@ from segkit.metadata import Activation, ModelInfo, Normalization, TensorInfo, re
 from tests.metadata.helpers import load
 
 VOC = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-       "dining table", "dog", "horse", "motorbike", "person", "potted plant", "sheep", "sofa", "train", "tv")  # fmt: skip
+       "dining table", "dog", "horse", "motorbike", "person", "potted plant", "sheep", "sofa", "train",
+       "tv")  # fmt: skip
 FRENCH = ("arrière-plan", "avion", "vélo", "oiseau", "bateau", "bouteille", "bus", "voiture", "chat", "chaise",
           "vache", "table à manger", "chien", "cheval", "moto", "personne", "plante en pot", "mouton", "canapé",
           "train", "télévision")  # fmt: skip
