@@ -1,0 +1,859 @@
+"""The batch engine: one segmenter + effect mapped over many files or arrays, on one process or all cores.
+
+A :class:`Task` says what to compute (model, command, options); a :class:`FileJob` says which file goes in and
+which files come out; a :class:`Worker` holds ONE segmenter for a task and turns jobs into :class:`FileOutcome`s.
+:func:`run_files` runs jobs on a pool of worker processes (only paths cross process boundaries: each worker
+decodes, segments, applies the effect and encodes its own files); :func:`map_images` is the library form that
+yields the outputs for paths or arrays in order::
+
+    from segkit import batch
+
+    task = batch.Task(model=str(models.path("selfie_segmenter")), command="blur", strength=20.0)
+    jobs = (batch.FileJob(p, (out / p.name,)) for p in Path("photos").glob("*.jpg"))
+    for outcome in batch.run_files(task, jobs, workers=4, overwrite=False):
+        print(outcome.job.source, outcome.status, outcome.error)
+
+    for (blurred,) in batch.map_images(task, [rgb1, rgb2]):   # numpy uint8 (H, W, 3) in, outputs out, in order
+        ...
+
+Every file is written to a temporary file in its target folder and renamed into place when complete, so an
+interrupted run never leaves a partial output and a rerun skips what is finished (unless ``overwrite``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import itertools
+import multiprocessing
+import os
+import re
+import signal
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from segkit import ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult
+
+__all__ = [
+    "ALPHA_SUFFIXES",
+    "COMMANDS",
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "Command",
+    "FileJob",
+    "FileOutcome",
+    "MaskOutput",
+    "MissingExtraError",
+    "SetupError",
+    "Task",
+    "Worker",
+    "atomic_write",
+    "decode_image",
+    "encode_image",
+    "image_format",
+    "map_images",
+    "mask_outputs",
+    "model_labels",
+    "resolve_categories",
+    "run_files",
+]
+
+Command = Literal["segment", "blur", "replace", "cutout", "recolor", "overlay"]
+COMMANDS: tuple[Command, ...] = ("segment", "blur", "replace", "cutout", "recolor", "overlay")
+Refine = Literal["none", "feather", "guided"]
+MaskKind = Literal["category", "confidence", "alpha"]
+Status = Literal["done", "skipped", "failed"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
+ALPHA_SUFFIXES = frozenset({".png", ".webp", ".tif", ".tiff"})
+_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".gif": "GIF",
+}
+_DEFAULT_STRENGTH = {"blur": 15.0, "recolor": 0.8}
+_TEMP_SUFFIX = ".segkit-part"
+_IN_FLIGHT_PER_WORKER = 2
+_UMASK = os.umask(0o022)  # reading the umask means setting it: put it straight back
+os.umask(_UMASK)
+
+
+# --- what to compute ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskOutput:
+    """One mask file ``segment`` writes: the category mask, one class's confidence, or the subject's 8-bit alpha.
+
+    ``name`` is the file-name part that tells the outputs apart (``photo.<name>.png``).
+    """
+
+    kind: MaskKind
+    index: int = -1
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.kind if self.kind != "confidence" else f"confidence_{self.index:02d}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to build its segmenter and apply the command; picklable, so it crosses processes.
+
+    ``model`` is a .tflite path (resolve registry names with ``segkit.models.path`` before building the task).
+    ``categories`` are the subject's class indices (:func:`resolve_categories` turns labels into them); None means
+    the model's own subject (the person, the hair, everything but background). ``masks`` lists the files
+    ``segment`` writes, in the order of :attr:`FileJob.targets`. ``strength`` None means the command's default
+    (blur sigma 15 px, recolor 0.8). ``background`` is a color or an image file; ``smooth`` is the weight of the
+    newest mask for videos (None: off). ``num_threads``, ``gpu``, ``gpu_fallback`` and ``normalization`` are the
+    segmenter's options.
+    """
+
+    model: str
+    command: Command = "segment"
+    masks: tuple[MaskOutput, ...] = (MaskOutput("alpha"),)
+    categories: tuple[int, ...] | None = None
+    refine: Refine = "none"
+    refine_radius: int = 4
+    smooth: float | None = None
+    strength: float | None = None
+    background: str | None = None
+    color: str | None = None
+    alpha: float = 0.5
+    legend: bool = True
+    num_threads: int | None = None
+    gpu: bool = False
+    gpu_fallback: bool = False
+    normalization: tuple[float, float] | None = None
+    jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        if self.command not in COMMANDS:
+            raise ValueError(f"command must be one of {', '.join(COMMANDS)}, got {self.command!r}")
+        if self.command == "segment" and not self.masks:
+            raise ValueError("a segment task needs at least one mask output")
+        if self.command == "replace" and not self.background:
+            raise ValueError("a replace task needs a background (a color or an image file)")
+        if self.command == "recolor" and not self.color:
+            raise ValueError("a recolor task needs a color")
+
+    @property
+    def outputs(self) -> int:
+        """How many files one input image produces (one per mask for ``segment``, else one)."""
+        return len(self.masks) if self.command == "segment" else 1
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One input file and every file it writes (``segment``: one per ``Task.masks``, in order; effects: one)."""
+
+    source: Path
+    targets: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one job: ``done``, ``skipped`` (every output existed) or ``failed`` (``error`` says why)."""
+
+    job: FileJob
+    status: Status
+    error: str = ""
+    seconds: float = 0.0
+
+
+class SetupError(RuntimeError):
+    """The worker could not build its segmenter or effect (every job would fail the same way): stop the run."""
+
+
+class MissingExtraError(SetupError):
+    """An optional dependency a job needs is not installed (e.g. PyAV for videos); the message says what to install."""
+
+
+# --- planning helpers shared by the CLI and other engines -------------------------------------------------------------
+
+
+def model_labels(model: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The labels of a model's output channels, from its metadata; the channel numbers when it has none.
+
+    Reads the file once, without opening an interpreter (planning runs in the parent process).
+    """
+    from segkit import metadata
+
+    info = metadata.read_model_info(Path(model).read_bytes())
+    if info.labels:
+        return tuple(info.labels)
+    channels = info.outputs[0].shape[-1] if info.outputs and info.outputs[0].shape else 1
+    return tuple(str(i) for i in range(channels))
+
+
+def resolve_categories(spec: Sequence[str], labels: Sequence[str]) -> tuple[int, ...]:
+    """Class indices from label names (any case) or decimal indices; ValueError naming the bad item and the labels."""
+    lowered = [label.lower() for label in labels]
+    indices: list[int] = []
+    for item in (s.strip() for s in spec):
+        if re.fullmatch(r"[0-9]{1,3}", item) and int(item) < len(labels):
+            index = int(item)
+        elif item.lower() in lowered:
+            index = lowered.index(item.lower())
+        else:
+            raise ValueError(f"category {item!r} is not a class of this model; its labels: {', '.join(labels)}")
+        if index not in indices:
+            indices.append(index)
+    if not indices:
+        raise ValueError(f"no category given; this model's labels: {', '.join(labels)}")
+    return tuple(indices)
+
+
+def mask_outputs(kind: Literal["category", "confidence", "both", "alpha"], labels: Sequence[str],
+                 categories: Sequence[int] | None = None) -> tuple[MaskOutput, ...]:  # fmt: skip
+    """The mask files ``segment --masks KIND`` writes: confidence masks for ``categories`` (default: every class)."""
+    chosen = range(len(labels)) if categories is None else categories
+    confidence = tuple(MaskOutput("confidence", i, f"confidence_{i:02d}_{_safe(labels[i])}") for i in chosen)
+    if kind == "alpha":
+        return (MaskOutput("alpha"),)
+    if kind == "category":
+        return (MaskOutput("category"),)
+    if kind == "confidence":
+        return confidence
+    return (MaskOutput("category"), *confidence)
+
+
+def _safe(label: str) -> str:
+    """A label made safe for a file name."""
+    return re.sub(r"[^\w.-]+", "_", label).strip("_") or "class"
+
+
+def image_format(name: str) -> str:
+    """Pillow's format name for a file suffix or a ``--format`` value (``png``, ``.jpg``, ``webp``, ...)."""
+    key = name.lower() if name.startswith(".") else "." + name.lower()
+    try:
+        return _FORMATS[key]
+    except KeyError:
+        known = ", ".join(sorted({s.lstrip(".") for s in _FORMATS}))
+        raise ValueError(f"unknown image format {name!r}; use one of {known}") from None
+
+
+# --- reading and writing ------------------------------------------------------------------------------------------
+
+
+def decode_image(source: Path | bytes) -> np.ndarray:
+    """An image file (or its bytes) as a C-contiguous uint8 RGB array with the EXIF rotation applied.
+
+    ValueError naming the file for anything Pillow cannot decode (including decompression bombs).
+    """
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    name = "standard input" if isinstance(source, bytes) else str(source)
+    try:
+        with PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(im).convert("RGB")))
+    except (OSError, ValueError, SyntaxError, NotImplementedError, PILImage.DecompressionBombError) as e:
+        raise ValueError(f"cannot read image {name}: {e or type(e).__name__}") from None
+
+
+def encode_image(array: np.ndarray, fmt: str, *, jpeg_quality: int = 95) -> bytes:
+    """The array encoded as ``fmt`` (a Pillow format name from :func:`image_format`); masks stay lossless in WEBP."""
+    from PIL import Image as PILImage
+
+    image = PILImage.fromarray(np.ascontiguousarray(array))
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        image.convert("RGB").save(buffer, "JPEG", quality=jpeg_quality)
+    elif fmt == "WEBP" and image.mode == "L":
+        image.save(buffer, "WEBP", lossless=True)
+    else:
+        image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def atomic_write(target: Path) -> Iterator[Path]:
+    """A temporary path in ``target``'s folder, renamed onto ``target`` only if the block finishes.
+
+    On any exception (or KeyboardInterrupt / SystemExit) the temporary file is removed and ``target`` is untouched.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TEMP_SUFFIX)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        os.chmod(temp, _file_mode(target))  # mkstemp makes 0600; the output gets the mode open() would give it
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _file_mode(target: Path) -> int:
+    """The replaced file's mode, or what a new file gets under the process umask."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    """Writes ``data`` to ``target`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(target) as temp:
+        temp.write_bytes(data)
+
+
+def remove_partials(target: Path) -> None:
+    """Removes temporary files left for ``target`` after its writer was killed (:func:`atomic_write`'s, and
+    ``segkit.video``'s ``.<stem>.*.partial<suffix>``)."""
+    folder = glob.escape(str(target.parent))
+    patterns = (f".{glob.escape(target.name)}.*{_TEMP_SUFFIX}", f".{glob.escape(target.stem)}.*.partial{target.suffix}")
+    for leftover in (path for pattern in patterns for path in glob.glob(os.path.join(folder, pattern))):
+        with contextlib.suppress(OSError):
+            os.unlink(leftover)
+
+
+# --- one worker: one segmenter ----------------------------------------------------------------------------------------
+
+
+class Worker:
+    """Holds ONE image segmenter for a task (opened on the first image; videos get a VIDEO-mode one each).
+
+    ``process_file`` never raises for a per-file problem (it returns a failed outcome); it raises
+    :class:`SetupError` when the segmenter or the effect's inputs cannot be built at all.
+    """
+
+    def __init__(self, task: Task, *, video_progress: VideoProgress | None = None) -> None:
+        self.task = task
+        self._video_progress = video_progress
+        self._segmenter: ImageSegmenter | None = None
+        self._background: np.ndarray | tuple[int, int, int] | None = None
+
+    # -- arrays --
+
+    def process_array(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The outputs for one uint8 RGB image (one per ``Task.masks`` for ``segment``, else the effect's image)."""
+        segmenter = self._image_segmenter()
+        return self._render(rgb, segmenter.segment(rgb), segmenter, None)
+
+    def _render(
+        self, rgb: np.ndarray, result: ImageSegmenterResult, segmenter: ImageSegmenter, smoother: Smoother | None
+    ) -> tuple[np.ndarray, ...]:
+        """The command's outputs for one image (or frame) and its segmentation result."""
+        from segkit import effects
+
+        task = self.task
+        if task.command == "segment":
+            return tuple(self._mask(result, segmenter, output) for output in task.masks)
+        if task.command == "overlay":
+            category = _category_view(result)
+            names = [d or label for d, label in zip(segmenter.display_names, segmenter.labels, strict=False)]
+            return (effects.overlay(rgb, category, alpha=task.alpha, labels=names if task.legend else None),)
+        alpha = self._alpha(rgb, result, segmenter, smoother)
+        strength = task.strength if task.strength is not None else _DEFAULT_STRENGTH.get(task.command, 0.0)
+        if task.command == "blur":
+            return (effects.blur_background(rgb, alpha, strength=strength),)
+        if task.command == "replace":
+            return (effects.replace_background(rgb, alpha, self._replacement()),)
+        if task.command == "cutout":
+            return (effects.cutout(rgb, alpha),)
+        return (effects.recolor(rgb, alpha, self.task.color or "", strength=strength),)
+
+    def _alpha(
+        self, rgb: np.ndarray, result: ImageSegmenterResult, segmenter: ImageSegmenter, smoother: Smoother | None
+    ) -> np.ndarray:
+        """The subject's float alpha (``segkit.effects.subject_mask``), refined and smoothed as the task says."""
+        from segkit import effects
+
+        alpha = _subject(result, segmenter, self.task.categories)
+        if self.task.refine != "none":
+            alpha = effects.refine_mask(alpha, rgb, radius=self.task.refine_radius, method=self.task.refine)
+        return smoother(alpha) if smoother is not None else alpha
+
+    def _mask(self, result: ImageSegmenterResult, segmenter: ImageSegmenter, output: MaskOutput) -> np.ndarray:
+        """One ``segment`` output as an 8-bit (H, W) image."""
+        if output.kind == "category":
+            return _category_view(result)
+        categories = self.task.categories if output.kind == "alpha" else (output.index,)
+        return _to_u8(_subject(result, segmenter, categories))
+
+    def _replacement(self) -> np.ndarray | tuple[int, int, int]:
+        """The replace command's background: the image file decoded once, or the color."""
+        if self._background is None:
+            self._background = load_background(self.task.background or "")
+        return self._background
+
+    # -- segmenters --
+
+    def _options(self, video: bool) -> ImageSegmenterOptions:
+        """The segmenter options the task asks for (only the masks the command needs)."""
+        from segkit import BaseOptions, ImageSegmenterOptions, RunningMode
+
+        task = self.task
+        base = BaseOptions(
+            model_asset_path=task.model,
+            delegate=BaseOptions.Delegate.GPU if task.gpu else None,
+            gpu_fallback=task.gpu_fallback,
+        )
+        return ImageSegmenterOptions(
+            base_options=base,
+            running_mode=RunningMode.VIDEO if video else RunningMode.IMAGE,
+            output_confidence_masks=True,
+            output_category_mask=task.command == "overlay" or any(m.kind == "category" for m in self._masks()),
+            num_threads=task.num_threads,
+            normalization=task.normalization,
+        )
+
+    def _masks(self) -> tuple[MaskOutput, ...]:
+        return self.task.masks if self.task.command == "segment" else ()
+
+    def _create(self, video: bool) -> ImageSegmenter:
+        """A new segmenter for the task; SetupError with the model and the reason when it cannot be built."""
+        from segkit import ImageSegmenter
+
+        try:
+            return ImageSegmenter.create_from_options(self._options(video))
+        except (ValueError, RuntimeError, OSError, TypeError) as e:
+            raise SetupError(f"cannot load model {self.task.model}: {e or type(e).__name__}") from None
+
+    def _image_segmenter(self) -> ImageSegmenter:
+        if self._segmenter is None:
+            self._segmenter = self._create(video=False)
+        return self._segmenter
+
+    # -- files --
+
+    def process_file(self, job: FileJob, *, overwrite: bool) -> FileOutcome:
+        """Decodes, segments, applies the command and writes every missing target (all of them with ``overwrite``).
+
+        A job whose targets all exist is ``skipped``; any per-file exception gives a ``failed`` outcome.
+        """
+        start = time.perf_counter()
+        todo = [i for i, target in enumerate(job.targets) if overwrite or not target.exists()]
+        if not todo:
+            return FileOutcome(job, "skipped")
+        try:
+            if job.source.suffix.lower() in VIDEO_SUFFIXES:
+                self._process_video(job)
+            else:
+                self._process_image(job, todo)
+        except SetupError:
+            raise
+        except ImportError as e:  # segkit.video without PyAV: every video would fail the same way
+            raise MissingExtraError(str(e)) from None
+        except Exception as e:  # every per-file failure is reported, and the run goes on with the next file
+            return FileOutcome(job, "failed", _describe(e), time.perf_counter() - start)
+        return FileOutcome(job, "done", "", time.perf_counter() - start)
+
+    def _process_image(self, job: FileJob, todo: Sequence[int]) -> None:
+        if len(job.targets) != self.task.outputs:
+            raise ValueError(f"the job has {len(job.targets)} targets but the task writes {self.task.outputs} files")
+        outputs = self.process_array(decode_image(job.source))
+        for i in todo:
+            target = job.targets[i]
+            data = encode_image(outputs[i], image_format(target.suffix or ".png"), jpeg_quality=self.task.jpeg_quality)
+            write_bytes(target, data)
+
+    def _process_video(self, job: FileJob) -> None:
+        """Transcodes a video through a fresh VIDEO-mode segmenter (segkit.video writes the target atomically)."""
+        from segkit import effects
+
+        try:
+            from segkit import video
+        except ImportError as e:
+            raise MissingExtraError(str(e)) from None
+
+        if len(job.targets) != 1:
+            raise ValueError("a video is written to one file: give segment a single mask (--masks alpha or category)")
+        smoother = effects.TemporalSmoother(weight=self.task.smooth) if self.task.smooth is not None else None
+        with self._create(video=True) as segmenter:
+
+            def process(frame: np.ndarray, timestamp_ms: int) -> np.ndarray:
+                outputs = self._render(frame, segmenter.segment_for_video(frame, timestamp_ms), segmenter, smoother)
+                return _as_rgb(outputs[0])
+
+            video.transcode(job.source, job.targets[0], process, progress=self._video_progress)
+
+    def close(self) -> None:
+        """Frees the segmenter (the worker can be used again: it reopens on the next image)."""
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
+
+Smoother = Callable[[np.ndarray], np.ndarray]
+VideoProgress = Callable[[int, "int | None"], None]
+"""Called after each video frame with (frames done, frames in the header or None)."""
+
+
+def _subject(result: ImageSegmenterResult, segmenter: ImageSegmenter, categories: Sequence[int] | None) -> np.ndarray:
+    """The subject's float32 (H, W) alpha in [0, 1], by the library's one rule (``effects.subject_mask``)."""
+    from segkit import effects
+
+    return effects.subject_mask(
+        result, categories=None if categories is None else list(categories), segmenter=segmenter
+    )
+
+
+def _category_view(result: ImageSegmenterResult) -> np.ndarray:
+    """MediaPipe's category mask as a (H, W) uint8 array."""
+    mask = result.category_mask
+    if mask is None:
+        raise RuntimeError("the segmenter returned no category mask")
+    view = np.asarray(mask.numpy_view())
+    return np.ascontiguousarray(view.reshape(view.shape[:2]))
+
+
+def _to_u8(alpha: np.ndarray) -> np.ndarray:
+    """A float alpha in [0, 1] as 8-bit (0..255, rounded)."""
+    out: np.ndarray = np.rint(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return out
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """An output image as uint8 RGB for a video frame (gray masks replicated, alpha dropped)."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def load_background(value: str) -> np.ndarray | tuple[int, int, int]:
+    """``replace``'s background: an existing image file decoded to RGB, else a color ('#00b140', 'white', 'r,g,b')."""
+    if Path(value).is_file():
+        try:
+            return decode_image(Path(value))
+        except ValueError as e:
+            raise SetupError(str(e)) from None
+    return parse_color(value, "background")
+
+
+def parse_color(value: str, name: str) -> tuple[int, int, int]:
+    """A color from a Pillow color string or 'r,g,b'; ValueError naming the option otherwise."""
+    from segkit import effects
+
+    if re.fullmatch(r"\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*", value):
+        return effects.parse_color(tuple(int(v) for v in value.split(",")), name)
+    return effects.parse_color(value, name)
+
+
+def _describe(error: BaseException) -> str:
+    """One line for a failed file: the message, or the exception's type when the message is empty."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, (ValueError, OSError)) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+# --- the pool -------------------------------------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads_per_worker(task: Task, workers: int) -> Task:
+    """The task with ``num_threads`` chosen so that the workers together do not oversubscribe the cores."""
+    if task.num_threads is not None or workers <= 1:
+        return task
+    return replace(task, num_threads=max(1, default_workers() // workers))
+
+
+@dataclass(frozen=True)
+class _FileRequest:
+    job: FileJob
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class _ArrayRequest:
+    image: np.ndarray | Path
+
+
+_Request: TypeAlias = "_FileRequest | _ArrayRequest"
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A worker's exception, sent back to the parent (``fatal``: the worker cannot go on)."""
+
+    message: str
+    fatal: bool
+
+
+_Answer: TypeAlias = "FileOutcome | tuple[np.ndarray, ...] | _Failure"
+
+
+def _serve(request: _Request, worker: Worker) -> _Answer:
+    """Runs one request in a worker process; exceptions come back as a _Failure."""
+    try:
+        if isinstance(request, _FileRequest):
+            return worker.process_file(request.job, overwrite=request.overwrite)
+        image = request.image
+        return worker.process_array(decode_image(image) if isinstance(image, Path) else image)
+    except SetupError as e:
+        return _Failure(str(e), fatal=True)
+    except Exception as e:  # the parent re-raises it (map_images) or reports it
+        return _Failure(_describe(e), fatal=False)
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM in a worker: unwind (removing temporary files) and exit."""
+    raise SystemExit(128 + signum)
+
+
+def _worker_main(task: Task, requests: Connection) -> None:
+    """A worker process: builds its Worker once, then answers requests until the parent closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides what stops
+    signal.signal(signal.SIGTERM, _stop)
+    worker = Worker(task)
+    try:
+        while True:
+            try:
+                request = requests.recv()
+            except EOFError:
+                return
+            if request is None:
+                return
+            requests.send(_serve(request, worker))
+    finally:
+        worker.close()
+
+
+@dataclass
+class _Slot:
+    """One worker process, its pipe, and the requests it holds (oldest first) with their sequence numbers."""
+
+    process: BaseProcess
+    conn: Connection
+    held: deque[tuple[int, _Request]] = field(default_factory=deque)
+
+
+class _Pool:
+    """Worker processes fed through pipes, at most ``depth`` requests each; a dead worker is replaced."""
+
+    def __init__(self, task: Task, workers: int, depth: int) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._task = task
+        self._depth = depth
+        self._slots: list[_Slot] = []
+        self._retry: deque[tuple[int, _Request]] = deque()
+        for _ in range(workers):
+            self._slots.append(self._start())
+
+    def _start(self) -> _Slot:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_worker_main, args=(self._task, child), daemon=True)
+        process.start()
+        child.close()
+        return _Slot(process, parent)
+
+    def run(self, requests: Iterator[_Request]) -> Iterator[tuple[int, _Answer]]:
+        """Sends every request (lazily, bounded) and yields (sequence number, answer) as answers arrive."""
+        numbered = enumerate(requests)
+        exhausted = False
+        while True:
+            exhausted = self._feed(numbered, exhausted)
+            busy = [slot for slot in self._slots if slot.held]
+            if not busy:
+                if exhausted and not self._retry:
+                    return
+                continue
+            ready = wait([s.conn for s in busy] + [s.process.sentinel for s in busy])
+            for slot in busy:
+                yield from self._collect(slot, ready)
+
+    def _feed(self, numbered: Iterator[tuple[int, _Request]], exhausted: bool) -> bool:
+        """Tops every worker up to ``depth`` requests (retries first); True once the requests are exhausted."""
+        for slot in self._slots:
+            if not slot.held and not slot.process.is_alive():
+                self._replace(slot)  # it died while idle (killed from outside): start a fresh one
+            while len(slot.held) < self._depth:
+                if self._retry:
+                    item = self._retry.popleft()
+                elif exhausted:
+                    return True
+                else:
+                    try:
+                        item = next(numbered)
+                    except StopIteration:
+                        return True
+                slot.held.append(item)
+                slot.conn.send(item[1])
+        return exhausted
+
+    def _collect(self, slot: _Slot, ready: Sequence[object]) -> Iterator[tuple[int, _Answer]]:
+        """Answers from one worker; if it died, its oldest request fails and the rest are retried on a new one."""
+        try:
+            while slot.held and slot.conn in ready and slot.conn.poll():
+                answer = slot.conn.recv()
+                number, _ = slot.held.popleft()
+                yield number, answer
+        except (EOFError, OSError):
+            pass
+        if slot.held and not slot.process.is_alive():
+            slot.process.join()
+            number, _ = slot.held.popleft()
+            code = slot.process.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            self._retry.extend(slot.held)
+            self._replace(slot)
+            yield number, _Failure(f"the worker process died ({how})", fatal=False)
+
+    def _replace(self, slot: _Slot) -> None:
+        slot.conn.close()
+        fresh = self._start()
+        slot.process, slot.conn, slot.held = fresh.process, fresh.conn, deque()
+
+    def close(self) -> None:
+        """Asks every worker to finish and waits for it."""
+        for slot in self._slots:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                slot.conn.send(None)
+        for slot in self._slots:
+            slot.process.join(timeout=10)
+            if slot.process.is_alive():
+                slot.process.terminate()
+                slot.process.join()
+            slot.conn.close()
+
+    def terminate(self) -> list[_Request]:
+        """Stops every worker now (SIGTERM, then SIGKILL); returns the requests they were holding."""
+        held = [request for slot in self._slots for _, request in slot.held] + [r for _, r in self._retry]
+        for slot in self._slots:
+            if slot.process.is_alive():
+                slot.process.terminate()
+        for slot in self._slots:
+            slot.process.join(timeout=5)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join()
+            slot.conn.close()
+        return held
+
+
+@contextlib.contextmanager
+def _pool(task: Task, workers: int, depth: int) -> Iterator[_Pool]:
+    """A pool that is closed normally, or terminated (partial files removed) when the run is interrupted."""
+    pool = _Pool(task, workers, depth)
+    finished = False
+    try:
+        yield pool
+        finished = True
+    finally:
+        if finished:
+            pool.close()
+        else:
+            for request in pool.terminate():
+                if isinstance(request, _FileRequest):
+                    for target in request.job.targets:
+                        remove_partials(target)
+
+
+# --- the engine -----------------------------------------------------------------------------------------------------
+
+
+def run_files(
+    task: Task,
+    jobs: Iterable[FileJob],
+    *,
+    workers: int | None = None,
+    overwrite: bool = False,
+    video_progress: VideoProgress | None = None,
+) -> Iterator[FileOutcome]:
+    """Runs every job and yields its outcome as it finishes (completion order with several workers).
+
+    ``workers`` None means one per core; 1 runs in this process. Jobs are read lazily, at most two per worker in
+    flight, so memory stays flat however many there are. Each worker process builds its own segmenter once, with
+    ``num_threads`` = cores // workers unless the task sets it. A :class:`SetupError` (the model cannot be loaded)
+    stops the run; closing the iterator early, or Ctrl-C, stops the workers and removes partial files.
+    ``video_progress`` is called after each video frame when the run is in this process (``workers`` 1).
+    """
+    count = default_workers() if workers is None else workers
+    if count < 1:
+        raise ValueError(f"workers must be >= 1, got {count}")
+    if count == 1:
+        yield from _run_here(task, jobs, overwrite, video_progress)
+        return
+    pending = iter(jobs)
+    for first in pending:  # a rerun's finished jobs come first: skip them before starting any process
+        if overwrite or not all(target.exists() for target in first.targets):
+            break
+        yield FileOutcome(first, "skipped")
+    else:
+        return
+    requests = (_FileRequest(job, overwrite) for job in itertools.chain([first], pending))
+    with _pool(_threads_per_worker(task, count), count, _IN_FLIGHT_PER_WORKER) as pool:
+        for _, answer in pool.run(requests):
+            if isinstance(answer, _Failure) and answer.fatal:
+                raise SetupError(answer.message)
+            if isinstance(answer, FileOutcome):
+                yield answer
+
+
+def _run_here(
+    task: Task, jobs: Iterable[FileJob], overwrite: bool, video_progress: VideoProgress | None
+) -> Iterator[FileOutcome]:
+    """The single-process engine: one Worker in this process."""
+    worker = Worker(task, video_progress=video_progress)
+    try:
+        for job in jobs:
+            yield worker.process_file(job, overwrite=overwrite)
+    finally:
+        worker.close()
+
+
+def map_images(
+    task: Task, images: Iterable[np.ndarray | str | os.PathLike[str]], *, workers: int = 1
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """The task's outputs for each image (a uint8 RGB array or an image file path), in input order.
+
+    With ``workers`` > 1 the images are spread over worker processes (arrays are pickled across: pass paths for
+    big images); an exception from any image is raised here (the workers are stopped).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    items = (image if isinstance(image, np.ndarray) else Path(image) for image in images)
+    if workers == 1:
+        worker = Worker(task)
+        try:
+            for item in items:
+                yield worker.process_array(decode_image(item) if isinstance(item, Path) else item)
+        finally:
+            worker.close()
+        return
+    yield from _map_in_pool(_threads_per_worker(task, workers), items, workers)
+
+
+def _map_in_pool(task: Task, items: Iterator[np.ndarray | Path], workers: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """``map_images`` on a pool: answers reordered to input order (the window bounds the reorder buffer)."""
+    waiting: dict[int, tuple[np.ndarray, ...]] = {}
+    following = 0
+    # One array request in flight per worker: a big request and a big answer can never block each other.
+    with _pool(task, workers, 1) as pool:
+        for number, answer in pool.run(_ArrayRequest(item) for item in items):
+            if isinstance(answer, _Failure):
+                raise (SetupError if answer.fatal else RuntimeError)(answer.message)
+            if isinstance(answer, tuple):
+                waiting[number] = answer
+            while following in waiting:
+                yield waiting.pop(following)
+                following += 1

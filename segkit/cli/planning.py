@@ -1,0 +1,239 @@
+"""Where each input's outputs go: the ``--out`` rules, output names, and a lazy walk of input folders.
+
+``--out`` never guesses: a path with an image or video extension is a file, an existing folder or a path ending in
+``/`` is a folder, ``-`` is standard output, anything else is a usage error that says which to write. Folders are
+walked lazily, one directory listing at a time, so a million files are never listed or stat-ed up front.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from segkit.batch import ALPHA_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Command, FileJob, MaskOutput, image_format
+from segkit.cli.parsing import UsageError
+
+STDIO = "-"
+_VIDEO_OUT = {".mp4": ".mp4", ".mov": ".mov", ".mkv": ".mkv", ".webm": ".webm", ".avi": ".mp4"}
+
+
+@dataclass(frozen=True)
+class Destination:
+    """What ``--out`` names: outputs beside each input, one file, a folder, or standard output."""
+
+    kind: Literal["beside", "file", "folder", "stdout"]
+    path: Path | None = None
+
+
+def destination(out: str | None) -> Destination:
+    """``--out`` read by the rules in the module docstring; UsageError for an ambiguous path."""
+    if out is None:
+        return Destination("beside")
+    if out == STDIO:
+        return Destination("stdout")
+    path = Path(out)
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        return Destination("folder", path)
+    if path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        return Destination("file", path)
+    raise UsageError(
+        f"--out {out!r} is neither a folder nor a file name with an image or video extension: "
+        f"write '{out}/' for a folder or e.g. '{out}.png' for a file"
+    )
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """An input that cannot become a job (an unreadable folder, a clash, a video cutout), reported as failed."""
+
+    path: Path
+    error: str
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How output files are named for a command: effects keep the input's kind, ``segment`` adds the mask's name."""
+
+    command: Command
+    masks: tuple[MaskOutput, ...]
+    format: str | None = None
+
+    def suffix(self, source: Path) -> str:
+        """The output suffix for ``source``: videos stay videos, cutouts need alpha, ``--format`` wins for images."""
+        suffix = source.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            return _VIDEO_OUT[suffix]
+        if self.format is not None:
+            return self.format
+        if self.command == "segment" or (self.command == "cutout" and suffix not in ALPHA_SUFFIXES):
+            return ".png"
+        return suffix if suffix in IMAGE_SUFFIXES else ".png"
+
+    def beside(self, source: Path) -> tuple[Path, ...]:
+        """Targets next to the input: ``photo.blur.jpg``, ``photo.alpha.png``."""
+        return self.under(source.parent, Path(source.name), tag=self.command)
+
+    def under(self, root: Path, relative: Path, tag: str | None = None) -> tuple[Path, ...]:
+        """Targets for ``relative`` under the output folder ``root`` (the input tree mirrored)."""
+        folder, stem, suffix = root / relative.parent, relative.stem, self.suffix(relative)
+        if self.command == "segment":
+            return tuple(folder / f"{stem}.{mask.name}{suffix}" for mask in self.masks)
+        return (folder / (f"{stem}.{tag}{suffix}" if tag else f"{stem}{suffix}"),)
+
+    def check_file(self, source: Path, target: Path) -> None:
+        """UsageError when one input cannot become the single file ``target``."""
+        if self.command == "segment" and len(self.masks) != 1:
+            raise UsageError(f"--masks writes {len(self.masks)} files per image: give --out a folder (ending in /)")
+        video_in = source.suffix.lower() in VIDEO_SUFFIXES
+        if video_in != (target.suffix.lower() in VIDEO_SUFFIXES):
+            kinds = ("a video", "an image") if video_in else ("an image", "a video")
+            raise UsageError(f"{source} is {kinds[0]} but --out {target} is {kinds[1]} file")
+        if self.command == "cutout":
+            check_cutout(source, target)
+
+    def problem(self, source: Path) -> str | None:
+        """Why ``source`` cannot be processed by this command (found while walking a folder), or None."""
+        if self.command == "cutout" and source.suffix.lower() in VIDEO_SUFFIXES:
+            return _CUTOUT_VIDEO
+        if self.command == "segment" and len(self.masks) != 1 and source.suffix.lower() in VIDEO_SUFFIXES:
+            return "a video is written to one file: use --masks alpha or --masks category for videos"
+        return None
+
+
+_CUTOUT_VIDEO = (
+    "cutout cannot write a transparent video; use 'segkit replace --background \"#00b140\"' for a green screen"
+)
+
+
+def check_cutout(source: Path, target: Path) -> None:
+    """UsageError for a cutout that cannot carry transparency."""
+    if source.suffix.lower() in VIDEO_SUFFIXES:
+        raise UsageError(f"{source}: {_CUTOUT_VIDEO}")
+    if target.suffix.lower() not in ALPHA_SUFFIXES:
+        raise UsageError(f"cutout writes transparency: {target} must be .png, .webp or .tiff")
+
+
+def format_suffix(fmt: str | None) -> str | None:
+    """``--format`` as a file suffix ('.png'); UsageError for an unknown format."""
+    if fmt is None:
+        return None
+    try:
+        image_format(fmt)
+    except ValueError as e:
+        raise UsageError(f"--format: {e}") from None
+    return "." + fmt.lower().lstrip(".")
+
+
+# --- the plan -------------------------------------------------------------------------------------------------------
+
+
+Planned = FileJob | PlanFailure
+
+
+def plan(inputs: Sequence[Path], dest: Destination, naming: Naming) -> Iterator[Planned]:
+    """Every input paired with its targets; usage errors are raised now, folders are walked as the run consumes."""
+    for source in inputs:
+        if not source.exists():
+            raise UsageError(f"input not found: {source}")
+    if dest.kind in ("file", "stdout"):
+        return iter([_single(inputs, dest, naming)])
+    roots = _folder_roots(inputs, dest, naming)
+    return _jobs(inputs, roots, naming, dest)
+
+
+def _single(inputs: Sequence[Path], dest: Destination, naming: Naming) -> FileJob:
+    """The one job of a run whose ``--out`` is a file (or standard output, handled by the caller)."""
+    where = "-" if dest.path is None else str(dest.path)
+    if len(inputs) != 1 or not inputs[0].is_file():
+        raise UsageError(f"--out {where} is one file, but the inputs are several files or a folder: give a folder")
+    source = inputs[0]
+    if dest.path is None:
+        if source.suffix.lower() in VIDEO_SUFFIXES:
+            raise UsageError("--out - writes one image to standard output; videos need a file or folder")
+        return FileJob(source, ())
+    naming.check_file(source, dest.path)
+    return FileJob(source, (dest.path,))
+
+
+def _folder_roots(inputs: Sequence[Path], dest: Destination, naming: Naming) -> dict[Path, Path]:
+    """The output root of each folder input; UsageError when two folders would share one."""
+    roots: dict[Path, Path] = {}
+    for source in (s for s in inputs if s.is_dir()):
+        if dest.path is None:
+            root = source.parent / f"{source.resolve().name}_{naming.command}"
+        else:
+            root = dest.path if len(inputs) == 1 else dest.path / source.resolve().name
+        if root in roots.values():
+            raise UsageError(f"several input folders would write into {root}: give them different names")
+        roots[source] = root
+    return roots
+
+
+def _jobs(inputs: Sequence[Path], roots: dict[Path, Path], naming: Naming, dest: Destination) -> Iterator[Planned]:
+    """The jobs of every input in order; single files first-come, folders walked lazily."""
+    claimed: dict[Path, Path] = {}
+    skip = dest.path.resolve() if dest.path is not None else None
+    for source in inputs:
+        if source in roots:
+            yield from _walk(source, roots[source], naming, skip)
+            continue
+        problem = naming.problem(source)
+        if problem is not None:
+            yield PlanFailure(source, problem)
+            continue
+        targets = naming.beside(source) if dest.path is None else naming.under(dest.path, Path(source.name))
+        clash = claimed.get(targets[0])
+        if clash is not None:
+            yield PlanFailure(source, f"would write the same output as {clash}")
+            continue
+        claimed[targets[0]] = source
+        yield FileJob(source, targets)
+
+
+def _walk(folder: Path, root: Path, naming: Naming, skip: Path | None) -> Iterator[Planned]:
+    """Image and video files under ``folder`` (hidden entries and the output folder left out), depth first."""
+    pending = [Path()]
+    while pending:
+        relative = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder / relative), key=lambda e: e.name)
+        except OSError as e:
+            yield PlanFailure(folder / relative, f"cannot read folder: {e.strerror or e}")
+            continue
+        subfolders = []
+        claimed: dict[Path, Path] = {}
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if _is_dir(entry):
+                if skip is None or Path(entry.path).resolve() != skip:
+                    subfolders.append(relative / entry.name)
+                continue
+            if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                yield _job(folder, relative / entry.name, root, naming, claimed)
+        pending.extend(reversed(subfolders))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A real subfolder (symlinked folders are not followed, so a link cycle cannot loop)."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _job(folder: Path, relative: Path, root: Path, naming: Naming, claimed: dict[Path, Path]) -> Planned:
+    """The job for one file found in a folder, or why it cannot be one."""
+    source = folder / relative
+    problem = naming.problem(source)
+    if problem is not None:
+        return PlanFailure(source, problem)
+    targets = naming.under(root, relative)
+    clash = claimed.get(targets[0])
+    if clash is not None:
+        return PlanFailure(source, f"would write the same output as {clash}")
+    claimed[targets[0]] = source
+    return FileJob(source, targets)

@@ -1,0 +1,279 @@
+"""The model-running commands: build the task, plan the jobs, run them on an engine, report progress and a summary."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import time
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain, islice
+from pathlib import Path
+from typing import Protocol
+
+from segkit import batch
+from segkit.batch import FileJob, FileOutcome, Task
+from segkit.cli.parsing import RunOptions, UsageError
+from segkit.cli.planning import STDIO, Destination, Naming, PlanFailure, Planned, destination, format_suffix, plan
+
+RAY_HINT = 'the ray engine needs Ray: pip install "segkit[ray]"'
+_LISTED_FAILURES = 20
+
+
+class MissingExtra(Exception):
+    """An optional dependency is missing (exit status 3); the message says what to install."""
+
+
+class ModelProblem(Exception):
+    """The model is unavailable or unreadable (exit status 3); the message is one line."""
+
+
+class Bar(Protocol):
+    """The part of a tqdm bar the runs use."""
+
+    def update(self, n: int = 1) -> object: ...
+    def close(self) -> None: ...
+
+
+class _NoBar:
+    """Stands in for a progress bar when it is off or tqdm is missing."""
+
+    def update(self, n: int = 1) -> object:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def say(line: str) -> None:
+    """One line on stderr that does not break a progress bar being drawn there."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print(line, file=sys.stderr)
+        return
+    tqdm.write(line, file=sys.stderr)
+
+
+def progress_bar(unit: str, enabled: bool, total: int | None = None, desc: str | None = None) -> Bar:
+    """A tqdm bar on stderr (with the rate per second), or a no-op when disabled or tqdm is not installed."""
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    bar: Bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False)
+    return bar
+
+
+# --- building the task ----------------------------------------------------------------------------------------------
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """The model file for ``--model``: UsageError for an unknown name, ModelProblem when it cannot be had."""
+    from segkit import models
+
+    try:
+        return models.resolve(name_or_path)
+    except models.ModelUnavailableError as e:
+        raise ModelProblem(str(e)) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def build_task(options: RunOptions, model: Path) -> Task:
+    """The batch task for the options, with categories, mask files and colors checked against the model."""
+    try:
+        labels = batch.model_labels(model)
+    except (ValueError, OSError) as e:
+        raise ModelProblem(f"cannot read model {model}: {e}") from None
+    try:
+        categories = None if options.categories is None else batch.resolve_categories(options.categories, labels)
+        if options.color is not None:
+            batch.parse_color(options.color, "--color")
+        if options.background is not None and not Path(options.background).is_file():
+            batch.parse_color(options.background, "--background")
+        return Task(
+            model=str(model),
+            command=options.command,
+            masks=batch.mask_outputs(options.masks, labels, categories if options.masks != "alpha" else None),
+            categories=categories,
+            refine=options.refine,
+            refine_radius=options.refine_radius,
+            smooth=options.smooth,
+            strength=options.strength,
+            background=options.background,
+            color=options.color,
+            alpha=options.alpha,
+            legend=options.legend,
+            num_threads=options.threads,
+            gpu=options.gpu,
+            gpu_fallback=options.gpu_fallback,
+            normalization=options.normalization,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def run_command(options: RunOptions) -> int:
+    """Runs a model-running command end to end; returns the exit status."""
+    dest = destination(options.out)
+    stdin = options.inputs == (STDIO,)
+    if STDIO in options.inputs and not stdin:
+        raise UsageError("- (standard input) must be the only input")
+    inputs = [Path(p) for p in options.inputs]
+    missing = [p for p in inputs if not stdin and not p.exists()]
+    if missing:
+        raise UsageError(f"input not found: {missing[0]}")
+    task = build_task(options, resolve_model(options.model))
+    naming = Naming(task.command, task.masks, format_suffix(options.format))
+    if stdin or dest.kind == "stdout":
+        return run_stream(task, None if stdin else inputs[0], dest, naming, options)
+    return run_jobs(task, plan(inputs, dest, naming), options)
+
+
+# --- one image through pipes ----------------------------------------------------------------------------------------
+
+
+def run_stream(task: Task, source: Path | None, dest: Destination, naming: Naming, options: RunOptions) -> int:
+    """One image from standard input or a file, to standard output or a file (``cat a.jpg | segkit cutout - -o -``)."""
+    if dest.kind == "folder":
+        raise UsageError("standard input has no file name: give --out a file or - for standard output")
+    if source is not None:
+        plan([source], dest, naming)  # the single-file checks
+    if task.outputs != 1:
+        raise UsageError(f"--masks writes {task.outputs} files per image: a pipe carries one; use --masks alpha")
+    data = sys.stdin.buffer.read() if source is None else source.read_bytes()
+    try:
+        rgb = batch.decode_image(data if source is None else source)
+    except ValueError as e:
+        print(f"segkit: error: {e}", file=sys.stderr)
+        return 1
+    worker = batch.Worker(task)
+    try:
+        (output,) = worker.process_array(rgb)
+    finally:
+        worker.close()
+    suffix = dest.path.suffix if dest.path is not None else naming.format or _stream_suffix(task, data)
+    if dest.kind == "file" and dest.path is not None:
+        naming.check_file(source or Path("stdin.png"), dest.path)
+    encoded = batch.encode_image(output, batch.image_format(suffix), jpeg_quality=task.jpeg_quality)
+    if dest.path is None:
+        sys.stdout.buffer.write(encoded)
+        sys.stdout.buffer.flush()
+    else:
+        batch.write_bytes(dest.path, encoded)
+    return 0
+
+
+def _stream_suffix(task: Task, data: bytes) -> str:
+    """The output format of a pipe without ``--format``: PNG for masks and cutouts, else the input's own format."""
+    from PIL import Image as PILImage
+
+    if task.command in ("segment", "cutout"):
+        return ".png"
+    with contextlib.suppress(OSError, ValueError), PILImage.open(io.BytesIO(data)) as im:
+        known = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tiff", "GIF": ".gif"}
+        return known.get(im.format or "", ".png")
+    return ".png"
+
+
+# --- many files -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Counts of a run and the first failures, for the summary line and the list at the end."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def fail(self, path: Path, error: str) -> None:
+        """Counts and prints one failure (one line, naming the file)."""
+        self.failed += 1
+        if len(self.failures) < _LISTED_FAILURES:
+            self.failures.append(str(path))
+        text = error if str(path) in error else f"{path}: {error}"
+        say(f"segkit: error: {text}")
+
+    def add(self, outcome: FileOutcome) -> None:
+        """Counts one outcome."""
+        if outcome.status == "failed":
+            self.fail(outcome.job.source, outcome.error)
+        elif outcome.status == "skipped":
+            self.skipped += 1
+        else:
+            self.done += 1
+
+    def report(self, quiet: bool) -> None:
+        """The summary line (unless quiet) and the list of failed inputs (always)."""
+        seconds = time.perf_counter() - self.started
+        if not quiet:
+            rate = self.done / seconds if seconds > 0 else 0.0
+            line = f"segkit: {self.done} done, {self.skipped} skipped, {self.failed} failed in {seconds:.1f} s"
+            hint = " (outputs exist; --overwrite replaces them)" if self.skipped else ""
+            print(f"{line} ({rate:.1f} images/s){hint}", file=sys.stderr)
+        if self.failed:
+            more = f" and {self.failed - len(self.failures)} more" if self.failed > len(self.failures) else ""
+            print(f"segkit: failed: {', '.join(self.failures)}{more}", file=sys.stderr)
+
+
+def _jobs_only(planned: Iterable[Planned], summary: Summary) -> Iterator[FileJob]:
+    """The jobs of a plan; planning failures (unreadable folders, clashes) are counted as they come."""
+    for item in planned:
+        if isinstance(item, PlanFailure):
+            summary.fail(item.path, item.error)
+        else:
+            yield item
+
+
+def run_jobs(task: Task, planned: Iterator[Planned], options: RunOptions) -> int:
+    """Runs every planned job on the chosen engine with a progress bar; exit status 1 if any input failed."""
+    summary = Summary()
+    jobs = _jobs_only(planned, summary)
+    head = list(islice(jobs, 2))
+    if not head and not summary.failed:
+        raise UsageError("no image or video files found in the inputs")
+    single = len(head) == 1
+    workers = 1 if single else options.workers
+    bar = progress_bar("file", not options.quiet and not single)
+    video = single and _is_video(head[0])
+    frames = progress_bar("frame", not options.quiet and video, desc=head[0].source.name if video else None)
+    outcomes = _engine(task, chain(head, jobs), options, workers, frames)
+    try:
+        for outcome in outcomes:
+            summary.add(outcome)
+            bar.update(1)
+    finally:
+        if isinstance(outcomes, Generator):
+            outcomes.close()  # an interrupted run stops its workers and removes partial files now
+        bar.close()
+        frames.close()
+    summary.report(options.quiet or (single and summary.skipped == 0))
+    return 1 if summary.failed else 0
+
+
+def _is_video(job: FileJob) -> bool:
+    return job.source.suffix.lower() in batch.VIDEO_SUFFIXES
+
+
+def _engine(
+    task: Task, jobs: Iterator[FileJob], options: RunOptions, workers: int | None, frames: Bar
+) -> Iterator[FileOutcome]:
+    """The outcomes from the local pool or from Ray (``--engine ray``)."""
+
+    def frame_done(done: int, total: int | None) -> None:
+        frames.update(1)
+
+    if options.engine == "local":
+        return batch.run_files(task, jobs, workers=workers, overwrite=options.overwrite, video_progress=frame_done)
+    try:
+        from segkit import ray as segkit_ray
+    except ImportError:
+        raise MissingExtra(RAY_HINT) from None
+    return segkit_ray.run_files(task, jobs, address=options.ray_address, workers=workers, overwrite=options.overwrite)

@@ -1,0 +1,127 @@
+"""Usage, exit codes and messages of the real console script: --version, --out rules, bounded numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import segkit
+from tests.cli.conftest import segkit as run
+
+
+def test_version_is_the_package_version() -> None:
+    done = run("--version")
+    assert done.code == 0
+    assert done.out.decode().strip() == f"segkit {segkit.__version__}"
+
+
+def test_help_lists_commands_and_exit_codes() -> None:
+    done = run("--help")
+    assert done.code == 0
+    text = done.out.decode()
+    for command in ("segment", "blur", "replace", "cutout", "recolor", "overlay", "models", "info", "download"):
+        assert command in text
+    assert "3 missing optional dependency or model unavailable" in text
+
+
+def test_usage_errors_exit_2(portrait: Path) -> None:
+    assert run().code == 2
+    assert run("sharpen", portrait).code == 2
+    missing = run("blur", portrait.with_name("nothere.png"))
+    assert missing.code == 2 and "input not found" in missing.err and "nothere.png" in missing.err
+    bad_color = run("replace", portrait, "--background", "chartreusy")
+    assert bad_color.code == 2 and "'chartreusy' is not a color" in bad_color.err
+    assert "Traceback" not in missing.err + bad_color.err
+
+
+@pytest.mark.parametrize(
+    ("args", "value"),
+    [
+        (["blur", "--strength", "inf"], "'inf'"),
+        (["blur", "--strength", "1e12"], "'1e12'"),
+        (["blur", "--strength", "nan"], "'nan'"),
+        (["blur", "--strength", "-1"], "'-1'"),
+        (["recolor", "--color", "red", "--strength", "3"], "'3'"),
+        (["overlay", "--alpha", "2"], "'2'"),
+        (["blur", "--threads", "0"], "'0'"),
+        (["blur", "--threads", "100000"], "'100000'"),
+        (["blur", "--workers", "0"], "'0'"),
+        (["blur", "--refine-radius", "1e9"], "'1e9'"),
+        (["blur", "--smooth", "0"], "'0'"),
+        (["blur", "--normalization", "127.5,0"], "'127.5,0'"),
+        (["blur", "--normalization", "inf,1"], "'inf,1'"),
+        (["blur", "--normalization", "127.5"], "'127.5'"),
+    ],
+)
+def test_numbers_are_finite_and_bounded(portrait: Path, args: list[str], value: str) -> None:
+    done = run(*args[:1], portrait, *args[1:])
+    assert done.code == 2, done.err
+    assert value in done.err and "Traceback" not in done.err
+
+
+def test_unknown_category_lists_labels(portrait: Path) -> None:
+    for bad in ("horse", "²", "7"):
+        done = run("blur", portrait, "--model", "hair_segmenter", "--category", bad)
+        assert done.code == 2, done.err
+        assert repr(bad) in done.err and "background, hair" in done.err
+
+
+def test_unknown_model_lists_known_names(portrait: Path) -> None:
+    done = run("blur", portrait, "--model", "selfie_segmentr")
+    assert done.code == 2
+    assert "selfie_segmentr" in done.err and "selfie_segmenter" in done.err and "hair_segmenter" in done.err
+
+
+def test_out_without_extension_is_a_usage_error(portrait: Path, tmp_path: Path) -> None:
+    done = run("blur", portrait, "--out", tmp_path / "noext")
+    assert done.code == 2
+    assert "noext/" in done.err and "noext.png" in done.err
+    assert not (tmp_path / "noext").exists()
+
+
+def test_out_file_needs_one_input(portrait: Path, photos: Path, tmp_path: Path) -> None:
+    for inputs in ([photos], [portrait, portrait.with_name("other.png")]):
+        portrait.with_name("other.png").write_bytes(portrait.read_bytes())
+        done = run("blur", *inputs, "--out", tmp_path / "one.png")
+        assert done.code == 2 and "give a folder" in done.err
+    assert not (tmp_path / "one.png").exists()
+
+
+def test_out_folder_rules(portrait: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert run("blur", portrait, "--out", existing, "-q").code == 0
+    assert (existing / "portrait.png").is_file()
+    assert run("blur", portrait, "--out", f"{tmp_path / 'new'}/", "-q").code == 0
+    assert (tmp_path / "new" / "portrait.png").is_file()
+    named = run("blur", portrait, "--out", tmp_path / "named.jpg", "-q")
+    assert named.code == 0 and (tmp_path / "named.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_cutout_needs_transparency(portrait: Path, tmp_path: Path) -> None:
+    done = run("cutout", portrait, "--out", tmp_path / "cut.jpg")
+    assert done.code == 2 and "must be .png, .webp or .tiff" in done.err
+
+
+def test_stdout_takes_one_image(photos: Path) -> None:
+    done = run("blur", photos, "--out", "-")
+    assert done.code == 2 and "give a folder" in done.err and not done.out
+
+
+def test_download_usage(tmp_path: Path) -> None:
+    assert run("download").code == 2
+    both = run("download", "selfie_segmenter", "--all")
+    assert both.code == 2 and "--all" in both.err
+    unknown = run("download", "nosuchmodel")
+    assert unknown.code == 2 and "nosuchmodel" in unknown.err and "selfie_segmenter" in unknown.err
+
+
+def test_serve_is_handed_its_arguments() -> None:
+    """``segkit serve --help`` reaches segkit.serve's own parser, or says which extra to install (exit 3)."""
+    done = run("serve", "--help")
+    assert "Traceback" not in done.err
+    if done.code == 3:
+        assert 'pip install "segkit[serve]"' in done.err
+    else:
+        assert done.code == 0 and b"--port" in done.out
