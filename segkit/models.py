@@ -5,6 +5,7 @@ The registry is `models/registry.json` in a source checkout, shipped in the whee
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.client
@@ -12,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ ENV_VAR = "SEGKIT_MODEL_DIR"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _REGISTRY_FILES = (_PACKAGE_DIR / "_registry" / "registry.json", _PACKAGE_DIR.parent / "models" / "registry.json")
 _CHUNK = 1 << 16
+READ_TIMEOUT_S = 30.0  # one socket read or connect
+DOWNLOAD_DEADLINE_S = 600.0  # a whole download, however the bytes trickle in
 
 
 @dataclass(frozen=True)
@@ -87,40 +91,131 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("segkit"))
 
 
+class ModelUnavailableError(RuntimeError):
+    """A registry model is neither a verified local file nor downloadable now; the message is one line naming the
+    model, where segkit looked, ``SEGKIT_MODEL_DIR``, and ``segkit download NAME``."""
+
+
 def _candidates(model: RegistryEntry) -> list[Path]:
     """The local paths looked at, in order: `$SEGKIT_MODEL_DIR/<file>`, then the cache."""
     env = os.environ.get(ENV_VAR)
     return ([Path(env) / model.file] if env else []) + [cache_dir() / model.file]
 
 
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stamp_file(file: Path) -> Path:
+    return file.with_name(f".{file.name}.sha256")
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    """What changes whenever a file's bytes may have: size, inode, mtime and ctime (ctime cannot be set back)."""
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+_verified: dict[tuple[str, tuple[int, ...]], str] = {}  # (path, identity) -> sha256, for files this process hashed
+
+
+def _matches(model: RegistryEntry, file: Path, *, stamp: bool) -> bool:
+    """Whether `file` holds the registry's bytes (size, then sha256). The hash is remembered per file identity
+    in this process and, with `stamp`, in a sidecar next to the file, so an unchanged file is not hashed again;
+    any write changes the identity (ctime at least), so a tampered file is always hashed and caught."""
+    try:
+        st = file.stat()
+    except OSError:
+        return False
+    if not file.is_file() or st.st_size != model.size:
+        return False
+    identity = _identity(st)
+    key = (str(file), tuple(identity))
+    digest = _verified.get(key)
+    if digest is None and stamp:
+        try:
+            saved = json.loads(_stamp_file(file).read_text(encoding="utf-8"))
+            if saved.get("identity") == identity and isinstance(saved.get("sha256"), str):
+                digest = saved["sha256"]
+        except (OSError, ValueError, AttributeError):
+            digest = None
+    if digest is None:
+        try:
+            digest = _sha256(file)
+        except OSError:
+            return False
+        if stamp:
+            with contextlib.suppress(OSError):
+                _stamp_file(file).write_text(json.dumps({"identity": identity, "sha256": digest}), encoding="utf-8")
+    _verified[key] = digest
+    return digest == model.sha256
+
+
 def cached(name: str) -> Path | None:
-    """The local file for `name` if there is one (the cache copy only when its size is right), else None."""
+    """The verified local file for `name` (size and sha256 as in the registry), else None."""
     model = info(name)
     for candidate in _candidates(model):
-        in_cache = candidate.parent == cache_dir()
-        if candidate.is_file() and (not in_cache or candidate.stat().st_size == model.size):
+        if _matches(model, candidate, stamp=candidate.parent == cache_dir()):
             return candidate
     return None
 
 
+def _looked(model: RegistryEntry) -> str:
+    env = os.environ.get(ENV_VAR)
+    where = ", ".join(str(p) for p in _candidates(model))
+    return f"looked at {where}; {ENV_VAR} {'is ' + repr(env) if env else 'is not set'}"
+
+
+def _unavailable(model: RegistryEntry, why: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"model {model.name!r} is not available: {why} ({_looked(model)}); run `segkit download {model.name}` "
+        f"when online, or set {ENV_VAR} to a folder holding {model.file} (from {model.url})"
+    )
+
+
+def _check_env_copy(model: RegistryEntry) -> None:
+    """A file in `$SEGKIT_MODEL_DIR` named like a registry model must be that model: ModelUnavailableError if not."""
+    env = os.environ.get(ENV_VAR)
+    if not env:
+        return
+    file = Path(env) / model.file
+    if file.exists() and not _matches(model, file, stamp=False):
+        size = file.stat().st_size if file.is_file() else "not a regular file"
+        raise ModelUnavailableError(
+            f"{file} does not match the registry's {model.name!r} (size {size}, expected {model.size} bytes with "
+            f"sha256 {model.sha256}); replace it with the official file from {model.url}, or pass the file's path "
+            "instead of the name to use a custom model"
+        )
+
+
 def path(name: str, *, download: bool = True) -> Path:
-    """The local file for `name`, downloading it into the cache (checksum-verified) when it is nowhere local."""
+    """The verified local file for `name`, downloading it into the cache when it is nowhere local.
+
+    ModelUnavailableError when it cannot be had (not local and `download` is False, offline, HTTP error, a
+    download that is too large, too slow or corrupt, an unwritable cache), or when the file in
+    `$SEGKIT_MODEL_DIR` is not the registry's.
+    """
     model = info(name)
+    _check_env_copy(model)
     found = cached(name)
     if found is not None:
         return found
-    looked = ", ".join(str(p) for p in _candidates(model))
-    hint = f"set {ENV_VAR} to a folder holding {model.file} (from {model.url})"
     if not download:
-        raise FileNotFoundError(f"model {name!r} not found locally (looked at {looked}); {hint}")
-    try:
-        return _download(model, cache_dir())
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
-        reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", e)
-        raise ConnectionError(
-            f"model {name!r} not found locally (looked at {looked}) and downloading {model.url} failed: {reason}; "
-            f"{hint}"
-        ) from e
+        raise _unavailable(model, "no verified local copy and downloading is off")
+    return _fetch(model)
+
+
+def download(name: str, *, force: bool = False, progress: bool = True) -> Path:
+    """Fetch registry model `name` into the cache (or, without `force`, re-verify the cached copy and keep it);
+    the cache path. ModelUnavailableError when the download fails (see `path`)."""
+    model = info(name)
+    target = cache_dir() / model.file
+    if not force and _matches(model, target, stamp=True):
+        return target
+    return _fetch(model, progress=progress)
 
 
 def resolve(name_or_path: str | os.PathLike[str], *, download: bool = True) -> Path:
@@ -135,41 +230,94 @@ def resolve(name_or_path: str | os.PathLike[str], *, download: bool = True) -> P
     )
 
 
-def _download(model: RegistryEntry, directory: Path) -> Path:
-    """Downloads `model` into `directory` atomically; a size or sha256 mismatch deletes it and raises ValueError."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / model.file
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{model.file}.", suffix=".part")
-    tmp = Path(tmp_name)
+def _reason(e: BaseException) -> str:
+    """A short reason for a failed download, without the exception chain."""
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    reason = getattr(e, "reason", None) if isinstance(e, urllib.error.URLError) else e
+    text = str(reason).strip() if reason is not None else ""
+    return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
+
+
+def _fetch(model: RegistryEntry, *, progress: bool = True) -> Path:
+    """`_download` into the cache, with every failure turned into one ModelUnavailableError line."""
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=30) as response:
-            digest, size = _copy_with_progress(response, out, model)
+        return _download(model, cache_dir(), progress=progress)
+    except _DownloadProblem as e:
+        raise _unavailable(model, f"downloading {model.url} failed: {e}") from None
+    except (OSError, http.client.HTTPException) as e:  # URLError, timeouts, refused and reset connections
+        raise _unavailable(model, f"downloading {model.url} failed: {_reason(e)}") from None
+
+
+class _DownloadProblem(Exception):
+    """A download that must stop: too large, too slow, corrupt, or nowhere to write it."""
+
+
+def _remove_stale_parts(directory: Path, model: RegistryEntry) -> None:
+    """Delete `.part` files of `model` that no live download can own (older than a whole download may take)."""
+    limit = time.time() - DOWNLOAD_DEADLINE_S - 60
+    for part in directory.glob(f".{model.file}.*.part"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < limit:
+                part.unlink()
+
+
+def _download(model: RegistryEntry, directory: Path, *, progress: bool = True) -> Path:
+    """Downloads `model` into `directory` atomically: at most `model.size` bytes are accepted, the whole transfer
+    must finish within DOWNLOAD_DEADLINE_S, and the temporary `.part` file is removed on every exit."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{model.file}.", suffix=".part")
+    except OSError as e:
+        raise _DownloadProblem(
+            f"the model cache {directory} is not writable ({e.strerror or type(e).__name__})"
+        ) from None
+    tmp = Path(tmp_name)
+    target = directory / model.file
+    try:
+        _remove_stale_parts(directory, model)
+        deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=READ_TIMEOUT_S) as response:
+            digest, size = _copy(response, out, model, deadline, progress)
         if size != model.size or digest != model.sha256:
-            raise ValueError(
-                f"download of {model.name!r} from {model.url} is corrupt: got {size} bytes, sha256 {digest}; "
-                f"expected {model.size} bytes, sha256 {model.sha256}"
+            raise _DownloadProblem(
+                f"the download is corrupt: got {size} bytes, sha256 {digest}; expected {model.size} bytes, "
+                f"sha256 {model.sha256}"
             )
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            raise _DownloadProblem(f"cannot write {target} ({e.strerror or type(e).__name__})") from None
+        _matches(model, target, stamp=True)
     finally:
         tmp.unlink(missing_ok=True)
     return target
 
 
-def _copy_with_progress(src: BinaryIO, dst: BinaryIO, model: RegistryEntry) -> tuple[str, int]:
-    """Copies `src` to `dst` in chunks, hashing as it goes, with a tqdm bar (or one stderr line); (sha256, size)."""
+def _copy(src: Any, dst: BinaryIO, model: RegistryEntry, deadline: float, progress: bool) -> tuple[str, int]:
+    """Copies `src` to `dst` as bytes arrive (read1: a trickle is not waited on until a chunk fills), hashing as
+    it goes, with a tqdm bar (or one stderr line); stops past `model.size` bytes or the deadline. (sha256, size)"""
     digest, size = hashlib.sha256(), 0
-    try:
-        from tqdm import tqdm
+    bar = None
+    if progress:
+        try:
+            from tqdm import tqdm
 
-        bar = tqdm(total=model.size, unit="B", unit_scale=True, desc=model.file, file=sys.stderr, leave=False)
-    except ImportError:
-        bar = None
-        print(f"segkit: downloading {model.file} ({model.size:,} bytes) from {model.url}", file=sys.stderr)
+            bar = tqdm(total=model.size, unit="B", unit_scale=True, desc=model.file, file=sys.stderr, leave=False)
+        except ImportError:
+            print(f"segkit: downloading {model.file} ({model.size:,} bytes) from {model.url}", file=sys.stderr)
+    read = getattr(src, "read1", src.read)
     try:
-        while chunk := src.read(_CHUNK):
+        while chunk := read(_CHUNK):
+            size += len(chunk)
+            if size > model.size:
+                raise _DownloadProblem(f"the server sent more than the expected {model.size} bytes")
+            if time.monotonic() > deadline:
+                raise _DownloadProblem(
+                    f"it did not finish within {DOWNLOAD_DEADLINE_S:g} s ({size} of {model.size} bytes received)"
+                )
             dst.write(chunk)
             digest.update(chunk)
-            size += len(chunk)
             if bar is not None:
                 bar.update(len(chunk))
     finally:

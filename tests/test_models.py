@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
+import os
+import signal
 import socket
+import subprocess
 import sys
+import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +79,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root.mkdir()
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
@@ -86,7 +92,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def _fake_entry(monkeypatch: pytest.MonkeyPatch, url: str, data: bytes, **overrides: Any) -> models.RegistryEntry:
     """Registers a model "fake" whose official URL is `url` and whose checksum is that of `data`."""
-    fields = dict(
+    entry = models.RegistryEntry(
         name="fake",
         file="fake.tflite",
         url=url,
@@ -97,8 +103,7 @@ def _fake_entry(monkeypatch: pytest.MonkeyPatch, url: str, data: bytes, **overri
         labels=("x",),
         description="test",
     )
-    fields.update(overrides)
-    entry = models.RegistryEntry(**fields)
+    entry = dataclasses.replace(entry, **overrides)
     monkeypatch.setattr(models, "_registry", lambda: {"fake": entry, **_real_registry()})
     return entry
 
@@ -111,7 +116,7 @@ def test_registry_names_shapes_and_labels() -> None:
     for name, (shape, classes) in EXPECTED.items():
         entry = models.info(name)
         assert entry.name == name and entry.input_shape == shape and entry.num_classes == classes
-        assert entry.output_shape == shape[:3] + (classes,)
+        assert entry.output_shape == (*shape[:3], classes)
         assert entry.url.startswith("https://storage.googleapis.com/") and entry.file.endswith(".tflite")
         assert len(entry.sha256) == 64 and entry.size > 0 and entry.description
 
@@ -145,7 +150,7 @@ def test_env_var_wins(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not cache.exists(), "nothing is downloaded or created when the env var folder has the file"
 
 
-def test_cache_is_used_when_sizes_match(cache: Path) -> None:
+def test_cache_is_used_when_verified(cache: Path) -> None:
     cache.mkdir()
     entry = models.info("selfie_segmenter")
     (cache / entry.file).write_bytes(model_path(entry.file).read_bytes())
@@ -154,17 +159,54 @@ def test_cache_is_used_when_sizes_match(cache: Path) -> None:
     assert models.cached("selfie_segmenter") is None
 
 
+def test_tampered_cache_copy_of_the_same_size_is_caught(cache: Path) -> None:
+    cache.mkdir()
+    entry = models.info("selfie_segmenter")
+    file = cache / entry.file
+    good = model_path(entry.file).read_bytes()
+    file.write_bytes(good)
+    assert models.cached("selfie_segmenter") == file
+    stamp = cache / f".{entry.file}.sha256"
+    assert stamp.is_file() and entry.sha256 in stamp.read_text(), "the verified hash is remembered next to the file"
+    before = file.stat()
+    tampered = bytearray(good)
+    tampered[len(good) // 2] ^= 0xFF
+    file.write_bytes(bytes(tampered))
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size and mtime: only the hash can tell
+    assert models.cached("selfie_segmenter") is None
+    with pytest.raises(models.ModelUnavailableError, match="no verified local copy and downloading is off"):
+        models.path("selfie_segmenter", download=False)
+
+
+def test_env_dir_copy_must_match_the_registry(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    entry = models.info("selfie_segmenter")
+    data = bytearray(model_path(entry.file).read_bytes())
+    data[100] ^= 1
+    (folder / entry.file).write_bytes(bytes(data))
+    monkeypatch.setenv(models.ENV_VAR, str(folder))
+    with pytest.raises(models.ModelUnavailableError) as e:
+        models.path("selfie_segmenter")
+    message = str(e.value)
+    assert "\n" not in message and str(folder / entry.file) in message and entry.sha256 in message
+    assert "pass the file's path instead of the name" in message
+    assert models.resolve(str(folder / entry.file)) == folder / entry.file, "a path is used as is (custom models)"
+    assert not cache.exists(), "a mismatch is an error, not a reason to download"
+
+
 def test_no_file_and_no_download_says_where_it_looked(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(models.ENV_VAR, str(tmp_path / "empty"))
     assert models.cached("hair_segmenter") is None
-    with pytest.raises(FileNotFoundError) as e:
+    with pytest.raises(models.ModelUnavailableError) as e:
         models.path("hair_segmenter", download=False)
     message = str(e.value)
     assert str(tmp_path / "empty" / "hair_segmenter.tflite") in message
     assert str(cache / "hair_segmenter.tflite") in message
     assert models.ENV_VAR in message and models.info("hair_segmenter").url in message
+    assert "segkit download hair_segmenter" in message and "\n" not in message
 
 
 def test_download_verifies_and_writes_atomically(
@@ -177,7 +219,7 @@ def test_download_verifies_and_writes_atomically(
     assert models.cached("fake") is None
     got = models.path("fake")
     assert got == cache / "fake.tflite" and got.read_bytes() == data
-    assert sorted(p.name for p in cache.iterdir()) == ["fake.tflite"], "no temp file left behind"
+    assert sorted(p.name for p in cache.iterdir()) == [".fake.tflite.sha256", "fake.tflite"], "no .part file left"
     (root / "fake.tflite").unlink()
     assert models.path("fake") == got, "the second call is served from the cache"
 
@@ -191,7 +233,8 @@ def test_bad_download_is_deleted(
     served = data[:-1] + b"!" if corruption == "sha256" else data + b"extra"
     (root / "fake.tflite").write_bytes(served)
     _fake_entry(monkeypatch, f"{base}/fake.tflite", data)
-    with pytest.raises(ValueError, match=r"corrupt.*expected 1900 bytes"):
+    pattern = r"corrupt.*expected 1900 bytes" if corruption == "sha256" else r"more than the expected 1900 bytes"
+    with pytest.raises(models.ModelUnavailableError, match=pattern):
         models.path("fake")
     assert not cache.exists() or list(cache.iterdir()) == []
 
@@ -201,22 +244,24 @@ def test_unreachable_server_is_a_clear_error(cache: Path, monkeypatch: pytest.Mo
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     _fake_entry(monkeypatch, f"http://127.0.0.1:{port}/fake.tflite", b"x")
-    with pytest.raises(ConnectionError) as e:
+    with pytest.raises(models.ModelUnavailableError) as e:
         models.path("fake")
     message = str(e.value)
     assert str(cache / "fake.tflite") in message and models.ENV_VAR in message and "refused" in message.lower()
+    assert "segkit download fake" in message and "\n" not in message
+    assert e.value.__cause__ is None and e.value.__suppress_context__, "one line, no chained traceback"
     assert list(cache.iterdir()) == []
 
 
 def test_http_error_is_a_clear_error(cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     base, _ = server
     _fake_entry(monkeypatch, f"{base}/missing.tflite", b"x")
-    with pytest.raises(ConnectionError, match=r"404.*SEGKIT_MODEL_DIR"):
+    with pytest.raises(models.ModelUnavailableError, match=r"HTTP 404.*SEGKIT_MODEL_DIR"):
         models.path("fake")
 
 
 def test_real_urls_are_never_fetched_in_tests(cache: Path) -> None:
-    with pytest.raises(ConnectionError, match="network access blocked"):
+    with pytest.raises(models.ModelUnavailableError, match="network access blocked"):
         models.path("selfie_multiclass_256x256")
 
 
@@ -228,7 +273,7 @@ def test_resolve(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert models.resolve("deeplabv3") == model_dir() / "deeplabv3.tflite"
     with pytest.raises(ValueError, match=r"neither an existing file nor a known model; known models: "):
         models.resolve("/no/such/model.tflite")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(models.ModelUnavailableError):
         models.resolve("deeplab_v3", download=False)
 
 
@@ -246,3 +291,163 @@ def test_download_without_tqdm_prints_one_line(
     monkeypatch.setitem(sys.modules, "tqdm", None)
     assert models.path("fake").read_bytes() == b"abc"
     assert "downloading fake.tflite (3 bytes)" in capsys.readouterr().err
+
+
+class _Misbehaving(http.server.BaseHTTPRequestHandler):
+    """Serves `mode`: "trickle" (a byte every 0.2 s, the right length announced), "endless" (bytes without end,
+    no length) or "stall" (headers, then nothing)."""
+
+    mode = "trickle"
+    body = b""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.mode != "endless":
+            self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        try:
+            if self.mode == "trickle":
+                for byte in self.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            elif self.mode == "endless":
+                while True:
+                    self.wfile.write(b"\0" * 65536)
+            else:
+                time.sleep(30)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[tuple[str, type[_Misbehaving]]]:
+    """A server on 127.0.0.1 whose handler class a test configures; yields (URL, handler class)."""
+    handler = type("Handler", (_Misbehaving,), {})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/fake.tflite", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_trickling_server_is_cut_off_by_the_overall_deadline(
+    cache: Path, misbehaving: tuple[str, type[_Misbehaving]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = misbehaving
+    handler.mode, handler.body = "trickle", b"x" * 100  # 20 s at a byte per 0.2 s; each read is quick
+    _fake_entry(monkeypatch, url, handler.body)
+    monkeypatch.setattr(models, "DOWNLOAD_DEADLINE_S", 1.0)
+    start = time.monotonic()
+    with pytest.raises(models.ModelUnavailableError, match=r"did not finish within 1 s"):
+        models.path("fake")
+    assert time.monotonic() - start < 3.0
+    assert list(cache.iterdir()) == [], "no .part file left"
+
+
+def test_endless_server_is_cut_off_at_the_registry_size(
+    cache: Path, misbehaving: tuple[str, type[_Misbehaving]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = misbehaving
+    handler.mode = "endless"
+    _fake_entry(monkeypatch, url, b"y" * 200_000)
+    start = time.monotonic()
+    with pytest.raises(models.ModelUnavailableError, match=r"more than the expected 200000 bytes"):
+        models.path("fake")
+    assert time.monotonic() - start < 3.0
+    assert list(cache.iterdir()) == []
+
+
+def test_stalled_server_times_out(
+    cache: Path, misbehaving: tuple[str, type[_Misbehaving]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = misbehaving
+    handler.mode, handler.body = "stall", b"z" * 10
+    _fake_entry(monkeypatch, url, handler.body)
+    monkeypatch.setattr(models, "READ_TIMEOUT_S", 0.5)
+    with pytest.raises(models.ModelUnavailableError, match=r"timed out"):
+        models.path("fake")
+    assert list(cache.iterdir()) == []
+
+
+INTERRUPTED = """
+import sys
+import segkit.models as models
+entry = models.RegistryEntry("fake", "fake.tflite", sys.argv[1], "0" * 64, 100, (1,), (1,), ("x",), "test")
+models._registry = lambda: {"fake": entry}
+models.cache_dir = lambda: __import__("pathlib").Path(sys.argv[2])
+print("start", flush=True)
+models.download("fake", progress=False)
+"""
+
+
+def test_interrupted_download_leaves_no_part_file(tmp_path: Path, misbehaving: tuple[str, type[_Misbehaving]]) -> None:
+    url, handler = misbehaving
+    handler.mode, handler.body = "trickle", b"x" * 100
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(INTERRUPTED), url, str(cache)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "start\n"
+    deadline = time.monotonic() + 10
+    while not list(cache.glob(".fake.tflite.*.part")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(cache.glob(".fake.tflite.*.part")), "the download started"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert list(cache.iterdir()) == [], "the .part file is removed on KeyboardInterrupt"
+
+
+def test_stale_part_files_are_removed(cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    base, root = server
+    (root / "fake.tflite").write_bytes(b"abc")
+    _fake_entry(monkeypatch, f"{base}/fake.tflite", b"abc")
+    cache.mkdir()
+    stale, fresh = cache / ".fake.tflite.dead.part", cache / ".fake.tflite.live.part"
+    stale.write_bytes(b"left by a killed run")
+    fresh.write_bytes(b"another process downloading now")
+    old = time.time() - models.DOWNLOAD_DEADLINE_S - 3600
+    os.utime(stale, (old, old))
+    assert models.download("fake", progress=False) == cache / "fake.tflite"
+    assert not stale.exists() and fresh.exists()
+
+
+def test_unwritable_cache_is_one_clear_line(
+    tmp_path: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, root = server
+    (root / "fake.tflite").write_bytes(b"abc")
+    _fake_entry(monkeypatch, f"{base}/fake.tflite", b"abc")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setattr(models, "cache_dir", lambda: blocker / "segkit")
+    monkeypatch.delenv(models.ENV_VAR, raising=False)
+    with pytest.raises(models.ModelUnavailableError) as e:
+        models.path("fake")
+    message = str(e.value)
+    assert f"the model cache {blocker / 'segkit'} is not writable" in message and "\n" not in message
+
+
+def test_download_reverifies_and_force_fetches_again(
+    cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, root = server
+    (root / "fake.tflite").write_bytes(b"abc")
+    _fake_entry(monkeypatch, f"{base}/fake.tflite", b"abc")
+    target = models.download("fake", progress=False)
+    assert target == cache / "fake.tflite" and target.read_bytes() == b"abc"
+    (root / "fake.tflite").unlink()
+    assert models.download("fake", progress=False) == target, "a verified copy is kept without a request"
+    with pytest.raises(models.ModelUnavailableError, match="HTTP 404"):
+        models.download("fake", force=True, progress=False)
+    target.write_bytes(b"abd")  # tampered: the next download() fetches again
+    (root / "fake.tflite").write_bytes(b"abc")
+    assert models.download("fake", progress=False).read_bytes() == b"abc"
