@@ -1,24 +1,55 @@
-"""Visual effects driven by segmentation masks: pure functions on numpy arrays.
+"""Visual effects driven by segmentation masks, fast enough for 720p video on two cores.
 
-Every effect takes a uint8 RGB or RGBA image and a mask and returns a new uint8 array; inputs are never modified.
-A mask is a soft alpha: a float confidence mask in [0, 1], a bool mask, or an 8-bit alpha mask (0..255), shaped
-(H, W) or (H, W, 1). MediaPipe's selfie *category* mask marks the person with 0, so pass ``category_mask == 0``.
+Every effect takes an image (uint8 RGB/RGBA numpy array, segkit ``Image`` or PIL image) and a mask, and returns a
+new uint8 numpy array; inputs are never modified. The mask may be anything ``subject_mask`` accepts, including the
+``ImageSegmenterResult`` itself, so the subject is chosen by one rule everywhere:
+
+- a **result**: its confidence masks. One mask (the selfie models) is the person's probability; several masks are
+  per-category scores, softmax-ed when the model emits raw logits (DeepLab), and the subject is ``categories``
+  (indices or label names; default: everything but category 0 / "background", which for the hair model is the
+  hair). Without confidence masks the category mask is used (see below). ``labels=`` (or ``segmenter=``) names
+  the categories; ``segmenter=`` also gives the model's activation, so no value-range check is needed.
+- a **segkit Image**: VEC32F1 is a probability; GRAY8 is a category mask, where MediaPipe's selfie convention
+  (values only 0 and 255, 0 = person) is read as such, and any other category mask gives ``categories``
+  (default: every non-zero category).
+- a **numpy array** or **PIL image**: float (``F``) is a probability in [0, 1]; bool (``1``) is 0/1; a 2-D uint8
+  array (``L``) is 8-bit alpha (255 = subject). An (H, W, 1) uint8 array holding only 0 and 255 is what
+  ``result.category_mask.numpy_view()`` of a selfie model looks like (0 = person): it is refused with a message
+  saying what to pass instead, never silently inverted.
+
+A mask of a different size than the image (e.g. at the model's resolution) is upsampled once (bilinear).
+
+Speed: the work is done at the resolution the result needs (the background blur runs on a quarter-size image,
+the guided refinement on a quarter-size grid) in Pillow's C paths, which release the GIL; full-size passes are split
+over two threads for large images. The output bits do not depend on the thread count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Union
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image as PILImage
-from PIL import ImageColor, ImageDraw, ImageFont
+from PIL import ImageColor, ImageDraw, ImageFilter, ImageFont
+
+from segkit.image import Image, ImageFormat
+from segkit.result import ImageSegmenterResult
+
+if TYPE_CHECKING:
+    from segkit.segmenter import ImageSegmenter
 
 __all__ = [
+    "DEFAULT_PALETTE",
     "Color",
+    "ImageInput",
+    "MaskInput",
     "TemporalSmoother",
     "blur_background",
     "cutout",
+    "fit_background",
     "legend",
     "mask_to_alpha",
     "overlay",
@@ -27,28 +58,61 @@ __all__ = [
     "recolor",
     "refine_mask",
     "replace_background",
+    "subject_mask",
 ]
 
-Color = Union[str, Sequence[int]]
+Color = str | Sequence[int]
 """A color: a Pillow color string ("#ff8800", "#f80", "teal", "rgb(1,2,3)") or an (r, g, b) sequence of 0..255."""
 
+ImageInput = np.ndarray | Image | PILImage.Image
+"""An image: a uint8 (H, W, 3|4) numpy array, a segkit ``Image`` (SRGB, SRGBA, GRAY8) or a PIL image."""
+
+MaskInput = ImageSegmenterResult | Image | np.ndarray | PILImage.Image
+"""A mask: a segmentation result, a segkit mask ``Image``, a numpy array or a PIL image (see the module docs)."""
+
+CategorySpec = int | str | Sequence[int | str]
+"""Subject categories: an index, a label name, or a sequence of them."""
+
 _RANGE_TOLERANCE = 1e-3
+_SPLIT_PIXELS = 400_000  # below this a second thread costs more than it saves
+_REFINE_CHOICES = ("none", "feather", "guided")
 
 
-# --- validation -----------------------------------------------------------------------------------------------------
+# --- threads --------------------------------------------------------------------------------------------------------
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_threads = 2
 
 
-def _check_image(image: object, name: str = "image") -> np.ndarray:
-    """The image itself if it is a uint8 (H, W, 3|4) array; TypeError/ValueError naming the problem otherwise."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise TypeError(f"{name} must have dtype uint8, got {image.dtype}")
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"{name} must have shape (H, W, 3) or (H, W, 4), got {image.shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {image.shape}")
-    return image
+def set_num_threads(count: int) -> None:
+    """How many threads the effects may use for full-size passes (1 = calling thread only; default 2)."""
+    global _threads
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"thread count must be an int >= 1, got {count!r}")
+    _threads = min(count, 2)
+
+
+def _split_rows(height: int, width: int, work: Callable[[int, int], None]) -> None:
+    """Runs ``work(top, bottom)`` over the rows, split in two halves on two threads for large images.
+
+    ``work`` must compute each output row from the inputs alone, so the result is the same for any split.
+    """
+    global _pool
+    if _threads < 2 or height * width < _SPLIT_PIXELS or height < 2:
+        work(0, height)
+        return
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segkit-effects")
+        pool = _pool
+    middle = height // 2
+    future = pool.submit(work, middle, height)
+    work(0, middle)
+    future.result()
+
+
+# --- validation and conversion --------------------------------------------------------------------------------------
 
 
 def _check_fraction(value: object, name: str) -> float:
@@ -69,35 +133,43 @@ def _check_nonnegative(value: object, name: str) -> float:
     return float(value)
 
 
-def mask_to_alpha(mask: np.ndarray, shape: tuple[int, int] | None = None, name: str = "mask") -> np.ndarray:
-    """A mask as a fresh float32 (H, W) alpha in [0, 1], checked against the image ``shape`` (H, W) when given.
+def _pixels(image: object, name: str = "image") -> np.ndarray:
+    """The image as a uint8 (H, W, 3|4) array (a view where possible); TypeError/ValueError naming the problem."""
+    if isinstance(image, PILImage.Image):
+        mode = "RGBA" if image.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in image.info else "RGB"
+        array = np.asarray(image.convert(mode) if image.mode != mode else image)
+    elif isinstance(image, Image):
+        array = image.numpy_view()
+        if image.image_format == ImageFormat.GRAY8:
+            array = np.repeat(array.reshape(array.shape[:2])[:, :, None], 3, axis=2)
+        elif image.image_format not in (ImageFormat.SRGB, ImageFormat.SRGBA):
+            raise ValueError(f"{name} must be an SRGB, SRGBA or GRAY8 Image, got {image.image_format.name}")
+    elif isinstance(image, np.ndarray):
+        array = image
+    else:
+        raise TypeError(f"{name} must be a numpy array, a segkit Image or a PIL image, got {type(image).__name__}")
+    if array.dtype != np.uint8:
+        raise TypeError(f"{name} must have dtype uint8, got {array.dtype}")
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"{name} must have shape (H, W, 3) or (H, W, 4), got {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {array.shape}")
+    return array
 
-    float masks are used as they are (values outside [0, 1] beyond rounding noise are rejected: raw logits need a
-    sigmoid or softmax first), bool masks give 0 or 1, uint8 masks are 8-bit alpha (divided by 255).
-    """
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(mask).__name__}")
-    if mask.ndim == 3 and mask.shape[2] == 1:
-        mask = mask[:, :, 0]
-    if mask.ndim != 2:
-        raise ValueError(f"{name} must have shape (H, W) or (H, W, 1), got {mask.shape}")
-    if shape is not None and mask.shape != tuple(shape):
-        raise ValueError(f"{name} has size {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}")
-    if mask.dtype == np.bool_:
-        return mask.astype(np.float32)
-    if mask.dtype == np.uint8:
-        return mask.astype(np.float32) / np.float32(255.0)
-    if not np.issubdtype(mask.dtype, np.floating):
-        raise TypeError(f"{name} must be float (confidence), bool or uint8 (8-bit alpha), got {mask.dtype}")
-    alpha = mask.astype(np.float32)
-    if alpha.size and not np.isfinite(alpha).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if alpha.size and (alpha.min() < -_RANGE_TOLERANCE or alpha.max() > 1 + _RANGE_TOLERANCE):
-        raise ValueError(
-            f"{name} values must lie in [0, 1], got {float(alpha.min()):.3g}..{float(alpha.max()):.3g} "
-            "(raw logits? apply a sigmoid or softmax first)"
-        )
-    return np.clip(alpha, 0.0, 1.0, out=alpha)
+
+def _rgb_pil(pixels: np.ndarray) -> PILImage.Image:
+    """The RGB channels of a uint8 image as a PIL image."""
+    return PILImage.fromarray(np.ascontiguousarray(pixels[:, :, :3]), "RGB")
+
+
+def _with_alpha(rgb: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``rgb`` with the input image's alpha channel appended when it had one."""
+    if pixels.shape[2] == 3:
+        return rgb
+    out = np.empty(pixels.shape, np.uint8)
+    out[:, :, :3] = rgb
+    out[:, :, 3] = pixels[:, :, 3]
+    return out
 
 
 def parse_color(color: Color, name: str = "color") -> tuple[int, int, int]:
@@ -116,108 +188,425 @@ def parse_color(color: Color, name: str = "color") -> tuple[int, int, int]:
     raise ValueError(f"{name} {color!r} is not a color: use '#rrggbb', '#rgb', a name, or (r, g, b) ints in 0..255")
 
 
-def _finish(rgb: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """Float RGB rounded back to uint8, with the image's alpha channel (if any) carried through unchanged."""
-    out = np.empty(image.shape, np.uint8)
-    np.clip(np.rint(rgb), 0, 255, out=rgb)
-    out[:, :, :3] = rgb
-    if image.shape[2] == 4:
-        out[:, :, 3] = image[:, :, 3]
+# --- the subject's mask ---------------------------------------------------------------------------------------------
+
+_SELFIE_HINT = (
+    "pass the result itself (effects.subject_mask(result)), the result's category_mask Image, "
+    "or `category_mask == 0` (the person) as a bool array"
+)
+
+
+def _plane(array: np.ndarray, name: str) -> np.ndarray:
+    """An (H, W) or (H, W, 1) array as (H, W) (a view)."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        return array[:, :, 0]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must have shape (H, W) or (H, W, 1), got {array.shape}")
+    return array
+
+
+def _checked_float(plane: np.ndarray, name: str) -> np.ndarray:
+    """A float mask as float32 in [0, 1] (a view when it already is); ValueError for NaN or logits."""
+    alpha = plane if plane.dtype == np.float32 else plane.astype(np.float32)
+    if alpha.size:
+        low, high = float(alpha.min()), float(alpha.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+            raise ValueError(
+                f"{name} values must lie in [0, 1], got {low:.3g}..{high:.3g} "
+                "(raw logits? pass the segmentation result, or apply a sigmoid or softmax first)"
+            )
+        if low < 0 or high > 1:
+            alpha = np.clip(alpha, 0.0, 1.0)
+    return alpha
+
+
+def _category_indices(categories: CategorySpec | None, labels: Sequence[str] | None, count: int | None) -> list[int]:
+    """Subject category indices from indices and/or label names (case-insensitive); ValueError naming a bad one."""
+    if categories is None:
+        return []
+    items: Sequence[int | str] = [categories] if isinstance(categories, (int, str)) else categories
+    lowered = [label.lower() for label in labels] if labels is not None else None
+    indices = []
+    for item in items:
+        if isinstance(item, str) and not item.strip().isdigit():
+            if lowered is None:
+                raise ValueError(f"category {item!r} is a name: pass labels= or segmenter= so it can be found")
+            if item.lower() not in lowered:
+                raise ValueError(
+                    f"category {item!r} is not a label of this model; its labels: {', '.join(labels or [])}"
+                )
+            indices.append(lowered.index(item.lower()))
+            continue
+        if isinstance(item, bool) or not isinstance(item, (int, np.integer, str)):
+            raise TypeError(f"categories must be indices or label names, got {item!r}")
+        index = int(item)
+        if index < 0 or (count is not None and index >= count):
+            raise ValueError(f"category {index} is out of range: the model has {count} categories")
+        indices.append(index)
+    if not indices:
+        raise ValueError("categories is empty: give at least one index or label name")
+    return sorted(set(indices))
+
+
+def _activation_name(activation: object) -> str | None:
+    """'none' | 'sigmoid' | 'softmax' from a string, MediaPipe's Activation enum or its int value; None if unknown."""
+    if activation is None:
+        return None
+    if isinstance(activation, str):
+        name = activation.lower()
+    elif isinstance(activation, (int, np.integer)):
+        name = {0: "none", 1: "sigmoid", 2: "softmax"}.get(int(activation), "")
+    else:
+        name = str(getattr(activation, "name", "")).lower()
+    if name not in ("none", "sigmoid", "softmax"):
+        raise ValueError(f"activation must be 'none', 'sigmoid' or 'softmax', got {activation!r}")
+    return name
+
+
+def _result_alpha(
+    result: ImageSegmenterResult,
+    indices: list[int] | None,
+    labels: Sequence[str] | None,
+    activation: str | None,
+) -> np.ndarray:
+    """The subject's float32 alpha from a result (a view of the mask for one-mask models)."""
+    masks = result.confidence_masks
+    if not masks:
+        if result.category_mask is None:
+            raise ValueError("the result has neither confidence masks nor a category mask")
+        selfie = labels is not None and len(labels) == 1
+        return _category_alpha(_plane(result.category_mask.numpy_view(), "category_mask"), indices, selfie)
+    planes = [_plane(m.numpy_view(), "confidence mask") for m in masks]
+    if len(planes) == 1:
+        if indices and indices != [0]:
+            raise ValueError(f"this model has one category (the person); categories {indices} do not exist")
+        plane = planes[0]
+        if activation == "sigmoid" or (activation is None and _out_of_unit_range(plane)):
+            return np.asarray(1.0 / (1.0 + np.exp(-plane)), np.float32)
+        return plane
+    if labels is not None and len(labels) != len(planes):
+        raise ValueError(f"labels has {len(labels)} names but the result has {len(planes)} confidence masks")
+    for index in indices or []:
+        if index >= len(planes):
+            raise ValueError(f"category {index} is out of range: the result has {len(planes)} confidence masks")
+    logits = activation == "none" or (activation is None and any(_out_of_unit_range(p) for p in planes))
+    if logits:
+        return _softmax_share(planes, indices)
+    if not indices and len(planes) == 2:
+        return planes[1]
+    if not indices:
+        return np.clip(1.0 - planes[0], 0.0, 1.0)
+    if len(indices) == 1:
+        return planes[indices[0]]
+    total = np.zeros(planes[0].shape, np.float32)
+    for index in indices:
+        total += planes[index]
+    return np.clip(total, 0.0, 1.0, out=total)
+
+
+def _out_of_unit_range(plane: np.ndarray) -> bool:
+    """Whether a confidence mask holds values outside [0, 1] (raw logits rather than probabilities)."""
+    return bool(plane.size) and (float(plane.min()) < -_RANGE_TOLERANCE or float(plane.max()) > 1 + _RANGE_TOLERANCE)
+
+
+def _softmax_share(planes: list[np.ndarray], indices: list[int] | None) -> np.ndarray:
+    """The softmax probability mass of ``indices`` (default: all but category 0) from per-category logits."""
+    peak = planes[0].copy()
+    for plane in planes[1:]:
+        np.maximum(peak, plane, out=peak)
+    chosen = set(indices) if indices else set(range(1, len(planes)))
+    total = np.zeros(peak.shape, np.float32)
+    share = np.zeros(peak.shape, np.float32)
+    scratch = np.empty(peak.shape, np.float32)
+    for index, plane in enumerate(planes):
+        np.subtract(plane, peak, out=scratch)
+        np.exp(scratch, out=scratch)
+        total += scratch
+        if index in chosen:
+            share += scratch
+    share /= total
+    return np.clip(share, 0.0, 1.0, out=share)
+
+
+def _category_alpha(plane: np.ndarray, indices: list[int] | None, selfie: bool | None) -> np.ndarray:
+    """A category mask as 0/1 float32 alpha; MediaPipe's selfie convention (0 and 255 only: 0 = person) is honored."""
+    if not np.issubdtype(plane.dtype, np.integer):
+        raise TypeError(f"a category mask must be an integer array, got {plane.dtype}")
+    values = np.unique(plane) if selfie is None else None
+    if selfie or (values is not None and values.size and set(values.tolist()) <= {0, 255} and 255 in values):
+        if indices and indices != [0]:
+            raise ValueError(f"a selfie category mask has one category (the person); categories {indices} do not exist")
+        return np.asarray(plane == 0, np.float32)
+    if not indices:
+        return np.asarray(plane != 0, np.float32)
+    return np.isin(plane, indices).astype(np.float32)
+
+
+def _resolve(
+    source: object,
+    categories: CategorySpec | None = None,
+    labels: Sequence[str] | None = None,
+    activation: object = None,
+    segmenter: ImageSegmenter | None = None,
+    name: str = "mask",
+) -> np.ndarray:
+    """The subject's float32 (h, w) alpha in [0, 1] at the mask's own size; may be a read-only view."""
+    if segmenter is not None:
+        labels = list(segmenter.labels) if labels is None else labels
+        activation = segmenter.model_info.activation if activation is None else activation
+    act = _activation_name(activation)
+    if isinstance(source, ImageSegmenterResult):
+        count = len(source.confidence_masks) if source.confidence_masks else None
+        indices = _category_indices(categories, labels, count) or None
+        return _result_alpha(source, indices, labels, act)
+    indices = _category_indices(categories, labels, None) or None
+    if isinstance(source, Image):
+        plane = _plane(source.numpy_view(), name)
+        if source.image_format == ImageFormat.GRAY8:
+            return _category_alpha(plane, indices, None if labels is None else len(labels) == 1)
+        if source.image_format == ImageFormat.VEC32F1:
+            return _checked_float(plane, name)
+        raise ValueError(
+            f"{name} Image must be VEC32F1 (confidence) or GRAY8 (category), got {source.image_format.name}"
+        )
+    if isinstance(source, PILImage.Image):
+        if source.mode not in ("L", "1", "F"):
+            raise ValueError(f"{name} PIL image must have mode L (8-bit alpha), 1 or F, got {source.mode}")
+        source = np.asarray(source)
+    if not isinstance(source, np.ndarray):
+        kind = type(source).__name__
+        raise TypeError(
+            f"{name} must be a segmentation result, a segkit Image, a numpy array or a PIL image, got {kind}"
+        )
+    if indices is not None:
+        return _category_alpha(_plane(source, name), indices, None)
+    return _array_alpha(source, name)
+
+
+def _array_alpha(array: np.ndarray, name: str) -> np.ndarray:
+    """A numpy mask as float32 alpha by the documented dtype rules (refusing a selfie category mask as-is)."""
+    plane = _plane(array, name)
+    if plane.dtype == np.bool_:
+        return plane.astype(np.float32)
+    if plane.dtype == np.uint8:
+        if array.ndim == 3 and plane.size:
+            values = np.unique(plane)
+            if set(values.tolist()) <= {0, 255}:
+                raise ValueError(
+                    f"{name} looks like MediaPipe's selfie category mask (uint8 (H, W, 1), only 0 and 255), where 0 "
+                    f"marks the person, not the background: {_SELFIE_HINT}; an 8-bit alpha mask should be (H, W)"
+                )
+        scaled: np.ndarray = np.asarray(plane, np.float32) * np.float32(1 / 255)
+        return scaled
+    if np.issubdtype(plane.dtype, np.floating):
+        return _checked_float(plane, name)
+    raise TypeError(f"{name} must be float (confidence), bool or uint8 (8-bit alpha), got {plane.dtype}")
+
+
+def _resize_plane(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A float32 plane resized (bilinear, Pillow) to ``shape`` (H, W); the plane itself when already that size."""
+    if plane.shape == shape:
+        return plane
+    pil = PILImage.fromarray(np.ascontiguousarray(plane, np.float32), "F")
+    return np.asarray(pil.resize((shape[1], shape[0]), PILImage.Resampling.BILINEAR))
+
+
+def subject_mask(
+    source: MaskInput,
+    *,
+    categories: CategorySpec | None = None,
+    shape: tuple[int, int] | None = None,
+    labels: Sequence[str] | None = None,
+    activation: object = None,
+    segmenter: ImageSegmenter | None = None,
+) -> np.ndarray:
+    """The subject's soft mask: a new float32 (H, W) alpha in [0, 1], subject = 1, by the rules in the module docs.
+
+    ``categories``: indices or label names of the subject (default: everything but category 0 / "background";
+    for the selfie models, the person). ``labels``: the model's label names (``segmenter.labels``), needed for names
+    and to tell a one-class model's category mask. ``activation``: "none" | "sigmoid" | "softmax" (the model's
+    ``SEGMENTER_METADATA``); without it (or ``segmenter``), confidence masks outside [0, 1] are read as logits.
+    ``shape``: (H, W) to upsample the mask to (bilinear), e.g. the image's size.
+    """
+    alpha = _resolve(source, categories, labels, activation, segmenter)
+    if shape is not None:
+        if len(shape) != 2 or min(int(shape[0]), int(shape[1])) < 1:
+            raise ValueError(f"shape must be (height, width) of positive ints, got {shape!r}")
+        alpha = _resize_plane(alpha, (int(shape[0]), int(shape[1])))
+    return np.array(alpha, np.float32, order="C", copy=True)
+
+
+def mask_to_alpha(mask: MaskInput, shape: tuple[int, int] | None = None, name: str = "mask") -> np.ndarray:
+    """A mask as a new float32 (H, W) alpha; ``shape`` (H, W) given: the mask must already have that size.
+
+    Unlike ``subject_mask(shape=...)`` this never resizes: it is the strict check for callers that expect a mask
+    of the image's size.
+    """
+    alpha = _resolve(mask, name=name)
+    if shape is not None and alpha.shape != tuple(shape):
+        raise ValueError(f"{name} has size {alpha.shape[1]}x{alpha.shape[0]} but the image is {shape[1]}x{shape[0]}")
+    return np.array(alpha, np.float32, order="C", copy=True)
+
+
+def _alpha_u8(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A float alpha as rounded 8-bit alpha of the image's size (upsampled once when smaller or larger)."""
+    if alpha.shape != shape:
+        alpha = _resize_plane(alpha, shape)
+    out = np.empty(shape, np.uint8)
+
+    def work(top: int, bottom: int) -> None:
+        part = alpha[top:bottom] * np.float32(255.0)
+        part += np.float32(0.5)
+        np.clip(part, 0.0, 255.0, out=part)
+        out[top:bottom] = part
+
+    _split_rows(shape[0], shape[1], work)
     return out
+
+
+def _image_alpha(
+    image: object, mask: object, refine: str, pixels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The checked image pixels and the subject's 8-bit alpha at its size, refined as asked."""
+    pixels = _pixels(image) if pixels is None else pixels
+    if refine not in _REFINE_CHOICES:
+        raise ValueError(f"refine must be one of {', '.join(_REFINE_CHOICES)}, got {refine!r}")
+    alpha = _resolve(mask)
+    shape = (pixels.shape[0], pixels.shape[1])
+    if refine == "guided":
+        return pixels, _guided_u8(pixels, alpha, _default_radius(shape), 1e-3)
+    if refine == "feather":
+        return pixels, _alpha_u8(_feather(_resize_plane(alpha, shape), _default_radius(shape) / 2.0), shape)
+    return pixels, _alpha_u8(alpha, shape)
+
+
+def _default_radius(shape: tuple[int, int]) -> int:
+    """The refinement radius for an image: ~1.1% of its shorter side (8 px at 720p), at least 4.
+
+    It must exceed the width of the mask's soft edge, which a 256x256 model stretched over the image sets.
+    """
+    return max(4, round(min(shape) / 90))
 
 
 # --- blurring -------------------------------------------------------------------------------------------------------
 
 
-def _box_sum(x: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Sum over a window of 2*radius+1 along ``axis`` with zeros outside (cumulative sums: O(1) per pixel)."""
-    n = x.shape[axis]
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (radius + 1, radius)
-    c = np.cumsum(np.pad(x, pad), axis=axis, dtype=np.float64)
-    hi = [slice(None)] * x.ndim
-    lo = [slice(None)] * x.ndim
-    hi[axis] = slice(2 * radius + 1, 2 * radius + 1 + n)
-    lo[axis] = slice(0, n)
-    return (c[tuple(hi)] - c[tuple(lo)]).astype(np.float32)
+def _scale_for(sigma: float) -> int:
+    """The downscale factor a Gaussian of ``sigma`` tolerates: the blur is computed at 1/factor size."""
+    if sigma >= 8:
+        return 4
+    if sigma >= 4:
+        return 2
+    return 1
 
 
-def _gauss_sum(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-weighted sums over the first two axes, approximated by three box passes per axis (zero outside)."""
-    radius = int(round((np.sqrt(4.0 * sigma * sigma + 1.0) - 1.0) / 2.0))
-    if radius < 1:
-        return x.astype(np.float32)
-    for axis in (0, 1):
-        for _ in range(3):
-            x = _box_sum(x, radius, axis)
-    return x
+def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, *, refine: str = "none") -> np.ndarray:
+    """Blur everything outside the subject (Gaussian, ``strength`` = sigma in pixels); the subject stays sharp.
 
-
-def _box_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window, normalised at the borders by the number of pixels inside the image."""
-    ones = np.ones(x.shape[:2] + (1,) * (x.ndim - 2), np.float32)
-    count = _box_sum(_box_sum(ones, radius, 0), radius, 1)
-    return _box_sum(_box_sum(x, radius, 0), radius, 1) / count
-
-
-def blur_background(image: np.ndarray, mask: np.ndarray, strength: float = 15.0) -> np.ndarray:
-    """Blur everything outside the mask (Gaussian, ``strength`` = sigma in pixels); the masked subject stays sharp.
-
-    The blur is mask-aware (normalised convolution of the background only), so the subject's colors do not bleed
-    into the blurred background as a halo.
+    The blur is mask-aware (a normalized convolution of the background only: blur(image * (1 - a)) / blur(1 - a)),
+    so the subject's colors do not bleed into the blurred background as a halo. For sigma >= 8 it runs on a
+    quarter-size image (>= 4: half size) and is upsampled once; the composite with the sharp subject is full size.
     """
-    img = _check_image(image)
-    alpha = mask_to_alpha(mask, img.shape[:2])
+    pixels = _pixels(image)
     sigma = _check_nonnegative(strength, "strength")
+    pixels, alpha = _image_alpha(image, mask, refine, pixels)
     if sigma == 0:
-        return img.copy()
-    rgb = img[:, :, :3].astype(np.float32)
-    weight = (1.0 - alpha)[:, :, None]
-    summed = _gauss_sum(np.concatenate([rgb * weight, weight], axis=2), sigma)
-    total = summed[:, :, 3:]
-    blurred = np.where(total > 1e-4, summed[:, :, :3] / np.maximum(total, 1e-4), rgb)
-    a = alpha[:, :, None]
-    return _finish(rgb * a + blurred * (1.0 - a), img)
+        return np.array(pixels, copy=True)
+    height, width = alpha.shape
+    factor = _scale_for(sigma)
+    rgb = _rgb_pil(pixels)
+    # Normalized convolution in premultiplied RGBa: color * w and w = 1 - alpha are averaged down, blurred and
+    # interpolated back up together, and divided (RGBa -> RGBA) only at full size, so no subject color leaks out.
+    weighted = rgb.convert("RGBA")
+    weighted.putalpha(PILImage.fromarray(255 - alpha, "L"))
+    premultiplied = weighted.convert("RGBa")
+    small = premultiplied.reduce(factor) if factor > 1 else premultiplied
+    blurred = small.filter(ImageFilter.GaussianBlur(sigma / factor))
+    out = np.empty((height, width, 3), np.uint8)
+    subject = PILImage.fromarray(alpha, "L")
+
+    def work(top: int, bottom: int) -> None:
+        size = (width, bottom - top)
+        if factor > 1:
+            box = (0.0, top / factor, width / factor, bottom / factor)
+            part = blurred.resize(size, PILImage.Resampling.BILINEAR, box=box).convert("RGBA")
+        else:
+            part = blurred.crop((0, top, width, bottom)).convert("RGBA")
+        part.paste(rgb.crop((0, top, width, bottom)), (0, 0), subject.crop((0, top, width, bottom)))
+        out[top:bottom] = np.asarray(part.convert("RGB"))
+
+    _split_rows(height, width, work)
+    return _with_alpha(out, pixels)
 
 
 # --- compositing ----------------------------------------------------------------------------------------------------
 
 
-def _fit(background: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``background`` scaled to cover width x height and centre-cropped (no bars, aspect ratio kept)."""
-    bh, bw = background.shape[:2]
+def fit_background(background: ImageInput, width: int, height: int) -> np.ndarray:
+    """``background`` scaled to cover width x height and centre-cropped (no bars, aspect ratio kept), uint8 RGB.
+
+    ``replace_background`` does this itself for a background of another size; a video calls it once instead.
+    """
+    bg = _pixels(background, "background")
+    bh, bw = bg.shape[:2]
+    if (bh, bw) == (height, width):
+        return np.ascontiguousarray(bg[:, :, :3])
     scale = max(width / bw, height / bh)
     sw, sh = max(width, round(bw * scale)), max(height, round(bh * scale))
     left, top = (sw - width) // 2, (sh - height) // 2
-    pil = PILImage.fromarray(np.ascontiguousarray(background[:, :, :3]))
-    pil = pil.resize((sw, sh), PILImage.Resampling.LANCZOS, box=None)
+    pil = _rgb_pil(bg).resize((sw, sh), PILImage.Resampling.LANCZOS)
     return np.asarray(pil.crop((left, top, left + width, top + height)))
 
 
-def replace_background(image: np.ndarray, mask: np.ndarray, background: np.ndarray | Color) -> np.ndarray:
-    """Put the masked subject on a new ``background``: an image (scaled to cover and centre-cropped) or a color."""
-    img = _check_image(image)
-    alpha = mask_to_alpha(mask, img.shape[:2])[:, :, None]
-    h, w = img.shape[:2]
-    if isinstance(background, np.ndarray) and background.ndim == 3:
-        bg = _check_image(background, "background")
-        bg_rgb = (bg[:, :, :3] if bg.shape[:2] == (h, w) else _fit(bg, w, h)).astype(np.float32)
-    else:
-        bg_rgb = np.asarray(parse_color(background, "background"), np.float32)  # type: ignore[arg-type]
-    rgb = img[:, :, :3].astype(np.float32)
-    return _finish(rgb * alpha + bg_rgb * (1.0 - alpha), img)
+def _composite(pixels: np.ndarray, alpha: np.ndarray, background: PILImage.Image) -> np.ndarray:
+    """The image over ``background`` (RGB, image size) with 8-bit ``alpha``, in Pillow, split over rows."""
+    height, width = alpha.shape
+    rgb = _rgb_pil(pixels)
+    subject = PILImage.fromarray(alpha, "L")
+    out = np.empty((height, width, 3), np.uint8)
 
+    def work(top: int, bottom: int) -> None:
+        part = background.crop((0, top, width, bottom))
+        part.paste(rgb.crop((0, top, width, bottom)), (0, 0), subject.crop((0, top, width, bottom)))
+        out[top:bottom] = np.asarray(part)
 
-def cutout(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image as RGBA with alpha = round(mask * 255) (times the image's own alpha, if it has one)."""
-    img = _check_image(image)
-    alpha = mask_to_alpha(mask, img.shape[:2])
-    if img.shape[2] == 4:
-        alpha = alpha * (img[:, :, 3].astype(np.float32) / np.float32(255.0))
-    out = np.empty(img.shape[:2] + (4,), np.uint8)
-    out[:, :, :3] = img[:, :, :3]
-    out[:, :, 3] = np.clip(np.rint(alpha * 255.0), 0, 255)
+    _split_rows(height, width, work)
     return out
+
+
+def replace_background(
+    image: ImageInput, mask: MaskInput, background: ImageInput | Color, *, refine: str = "guided"
+) -> np.ndarray:
+    """Put the subject on a new ``background``: an image (scaled to cover and centre-cropped) or a color.
+
+    ``refine="guided"`` (default) snaps the mask's edge to the image's edges with a fast guided filter, which
+    removes the light fringe a model-resolution mask leaves around hair and shoulders; "none" uses the mask as is.
+    """
+    pixels = _pixels(image)
+    height, width = pixels.shape[:2]
+    if isinstance(background, (np.ndarray, Image, PILImage.Image)):
+        bg = PILImage.fromarray(fit_background(background, width, height), "RGB")
+    else:
+        bg = PILImage.new("RGB", (width, height), parse_color(background, "background"))
+    pixels, alpha = _image_alpha(image, mask, refine, pixels)
+    return _with_alpha(_composite(pixels, alpha, bg), pixels)
+
+
+def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "guided") -> np.ndarray:
+    """The image as RGBA with the subject's 8-bit alpha (times the image's own alpha, if it has one).
+
+    ``refine`` as for ``replace_background`` (default "guided": no fringe of the old background).
+    """
+    pixels, alpha = _image_alpha(image, mask, refine)
+    if pixels.shape[2] == 4:
+        product = alpha.astype(np.uint16) * pixels[:, :, 3]
+        product += 127
+        alpha = (product // 255).astype(np.uint8)
+    rgba = _rgb_pil(pixels)
+    rgba.putalpha(PILImage.fromarray(alpha, "L"))
+    return np.asarray(rgba)
 
 
 # --- recoloring (OKLab) ---------------------------------------------------------------------------------------------
@@ -230,45 +619,68 @@ _LAB_FROM_LMS = np.array(
      [0.0259040371, 0.7827717662, -0.8086757660]], np.float64)  # fmt: skip
 _LMS_FROM_LAB = np.linalg.inv(_LAB_FROM_LMS)
 _LINEAR_FROM_LMS = np.linalg.inv(_LMS_FROM_LINEAR)
+_LINEAR_LUT = np.where(
+    np.arange(256) / 255.0 <= 0.04045, np.arange(256) / 255.0 / 12.92, ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4
+).astype(np.float32)
+"""sRGB level -> linear light (exact to float32 for every 8-bit value)."""
+_SRGB_STEPS = 1 << 16
+_SRGB_LUT = np.clip(
+    np.rint(
+        255.0
+        * np.where(
+            (t := np.arange(_SRGB_STEPS + 1) / _SRGB_STEPS) <= 0.0031308, t * 12.92, 1.055 * t ** (1 / 2.4) - 0.055
+        )
+    ),
+    0,
+    255,
+).astype(np.uint8)
+"""Linear light in 1/65536 steps -> rounded sRGB level (within one level of the exact curve, usually equal)."""
 
 
 def _srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
-    """(N, 3) uint8 sRGB to (N, 3) float64 OKLab (Björn Ottosson's definition)."""
-    c = rgb.astype(np.float64) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    return np.cbrt(linear @ _LMS_FROM_LINEAR.T) @ _LAB_FROM_LMS.T
+    """(N, 3) uint8 sRGB to (N, 3) float32 OKLab (Björn Ottosson's definition)."""
+    linear = _LINEAR_LUT[rgb]
+    lab: np.ndarray = np.cbrt(linear @ _LMS_FROM_LINEAR.T.astype(np.float32)) @ _LAB_FROM_LMS.T.astype(np.float32)
+    return lab
 
 
 def _oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """(N, 3) OKLab to (N, 3) float sRGB in 0..255 (clipped into gamut)."""
-    linear = np.clip((lab @ _LMS_FROM_LAB.T) ** 3 @ _LINEAR_FROM_LMS.T, 0.0, 1.0)
-    c = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-    return c * 255.0
+    """(N, 3) float32 OKLab to (N, 3) uint8 sRGB (clipped into gamut, rounded)."""
+    lms = lab @ _LMS_FROM_LAB.T.astype(np.float32)
+    linear = (lms * lms * lms) @ _LINEAR_FROM_LMS.T.astype(np.float32)
+    np.clip(linear, 0.0, 1.0, out=linear)
+    linear *= np.float32(_SRGB_STEPS)
+    linear += np.float32(0.5)
+    return np.asarray(_SRGB_LUT[linear.astype(np.int32)])
 
 
-def recolor(image: np.ndarray, mask: np.ndarray, color: Color, strength: float = 0.8) -> np.ndarray:
-    """Tint the masked region (hair) toward ``color`` while keeping its shading; pixels with mask 0 stay bit-identical.
+def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 0.8) -> np.ndarray:
+    """Tint the subject (hair) toward ``color`` while keeping its shading; pixels with 8-bit alpha 0 stay identical.
 
-    Works in OKLab: lightness L is kept exactly, so highlights and shadows survive, and only hue and chroma (a, b) move
+    Works in OKLab: lightness L is kept, so highlights and shadows survive, and only hue and chroma (a, b) move
     toward the target's. OKLab is used over CIELab or HSL because its hue stays constant as chroma changes (no blue to
     purple drift) and L tracks perceived lightness. The target chroma is scaled by min(1, L / L_target) so dark strands
     get a dark version of the color instead of an out-of-gamut glow. ``strength`` (0..1) times the mask blends it in.
+    Only the pixels the mask touches are converted (float32, table lookups for the sRGB curve).
     """
-    img = _check_image(image)
-    alpha = mask_to_alpha(mask, img.shape[:2])
+    pixels = _pixels(image)
     amount = _check_fraction(strength, "strength")
     target = _srgb_to_oklab(np.asarray([parse_color(color)], np.uint8))[0]
-    out = img.copy()
-    weight = alpha * np.float32(amount)
-    rows, cols = np.nonzero(weight > 0)
-    if rows.size == 0:
+    pixels, alpha = _image_alpha(image, mask, "none", pixels)
+    out = np.array(pixels, copy=True)
+    if amount == 0:
         return out
-    lab = _srgb_to_oklab(img[rows, cols, :3])
-    chroma_scale = np.clip(lab[:, 0] / max(target[0], 1e-6), 0.0, 1.0)
-    target_ab = target[None, 1:] * chroma_scale[:, None]
-    w = weight[rows, cols].astype(np.float64)[:, None]
-    lab[:, 1:] += w * (target_ab - lab[:, 1:])
-    out[rows, cols, :3] = np.clip(np.rint(_oklab_to_srgb(lab)), 0, 255).astype(np.uint8)
+    flat = alpha.reshape(-1)
+    where = np.flatnonzero(flat)
+    if where.size == 0:
+        return out
+    source = out.reshape(-1, pixels.shape[2])
+    lab = _srgb_to_oklab(source[where, :3])
+    chroma_scale = np.clip(lab[:, 0] / max(float(target[0]), 1e-6), 0.0, 1.0)
+    weight = flat[where].astype(np.float32) * np.float32(amount / 255.0)
+    for channel in (1, 2):
+        lab[:, channel] += weight * (target[channel] * chroma_scale - lab[:, channel])
+    source[where, :3] = _oklab_to_srgb(lab)
     return out
 
 
@@ -307,124 +719,264 @@ def palette_colors(palette: Sequence[Color | None] | np.ndarray | None) -> list[
     return [None if c is None else parse_color(c, f"palette[{i}]") for i, c in enumerate(palette)]
 
 
-def _check_categories(category_mask: np.ndarray) -> np.ndarray:
-    """A category mask as an (H, W) integer array; TypeError/ValueError naming the problem otherwise."""
-    if not isinstance(category_mask, np.ndarray):
-        raise TypeError(f"category_mask must be a numpy array, got {type(category_mask).__name__}")
-    if category_mask.ndim == 3 and category_mask.shape[2] == 1:
-        category_mask = category_mask[:, :, 0]
-    if category_mask.ndim != 2:
-        raise ValueError(f"category_mask must have shape (H, W) or (H, W, 1), got {category_mask.shape}")
-    if not np.issubdtype(category_mask.dtype, np.integer) or category_mask.dtype.itemsize > 2:
-        raise TypeError(f"category_mask must be uint8 (or a small integer type), got {category_mask.dtype}")
-    if category_mask.size and category_mask.min() < 0:
+def _category_map(source: object, labels: Sequence[str] | None) -> np.ndarray:
+    """The per-pixel category (H, W) uint8 of an overlay's mask input; selfie masks become 0 = background, 1 = person.
+
+    A result gives its category mask (or the argmax of its confidence masks); a float/bool mask gives 1 where the
+    subject's alpha is >= 0.5.
+    """
+    selfie = None if labels is None else len(labels) == 1
+    if isinstance(source, ImageSegmenterResult):
+        if source.category_mask is not None:
+            source = source.category_mask
+        elif source.confidence_masks:
+            planes = [_plane(m.numpy_view(), "confidence mask") for m in source.confidence_masks]
+            if len(planes) == 1:
+                return (planes[0] >= 0.5).astype(np.uint8)
+            return np.asarray(np.argmax(np.stack(planes, axis=2), axis=2), np.uint8)
+        else:
+            raise ValueError("the result has neither confidence masks nor a category mask")
+    if isinstance(source, Image):
+        if source.image_format != ImageFormat.GRAY8:
+            return (_resolve(source) >= 0.5).astype(np.uint8)
+        source = source.numpy_view()
+    elif isinstance(source, PILImage.Image):
+        source = np.asarray(source)
+    if not isinstance(source, np.ndarray):
+        raise TypeError(f"category_mask must be a result, a segkit Image, a numpy array or a PIL image, got {source!r}")
+    plane = _plane(source, "category_mask")
+    if plane.dtype == np.bool_ or np.issubdtype(plane.dtype, np.floating):
+        return (_array_alpha(plane, "category_mask") >= 0.5).astype(np.uint8)
+    if not np.issubdtype(plane.dtype, np.integer) or plane.dtype.itemsize > 2:
+        raise TypeError(f"category_mask must be uint8 (or a small integer type), got {plane.dtype}")
+    if plane.size and int(plane.min()) < 0:
         raise ValueError("category_mask contains negative categories")
-    return category_mask
+    if selfie is None and plane.size:
+        values = np.unique(plane)
+        selfie = 255 in values and set(values.tolist()) <= {0, 255}
+    if selfie:
+        return np.asarray(plane == 0, np.uint8)
+    if plane.dtype != np.uint8:
+        if plane.size and int(plane.max()) > 255:
+            raise ValueError(f"category_mask has category {int(plane.max())}; at most 255 categories are supported")
+        return plane.astype(np.uint8)
+    return plane
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's default font at ``size`` pixels (its scalable version when FreeType is available)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (ImportError, OSError, TypeError):
+        return ImageFont.load_default()
 
 
 def legend(
     labels: Sequence[str],
     palette: Sequence[Color | None] | np.ndarray | None = None,
     categories: Sequence[int] | None = None,
+    *,
+    text_size: int = 12,
 ) -> np.ndarray:
-    """A uint8 RGB legend image: one row per category (a color swatch and its name), in Pillow's default font.
+    """A uint8 RGB legend image: one row per category (a color swatch and its name) in Pillow's default font.
 
-    ``categories`` picks which indices to list (default: every label that has a color).
+    ``categories`` picks which indices to list (default: every label that has a color); ``text_size`` is the font's
+    size in pixels (``overlay`` derives it from the image height).
     """
     colors = palette_colors(palette)
     if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
         raise TypeError(f"labels must be a sequence of str, got {labels!r}")
+    if isinstance(text_size, bool) or not isinstance(text_size, int) or not 4 <= text_size <= 512:
+        raise ValueError(f"text_size must be an int in 4..512, got {text_size!r}")
     if categories is None:
         categories = [i for i in range(len(labels)) if i < len(colors) and colors[i] is not None]
     rows = [(int(i), labels[i] if 0 <= i < len(labels) else str(i)) for i in categories]
-    font = ImageFont.load_default()
-    line, pad, swatch = 16, 4, 12
-    width = 2 * pad + swatch + pad + max((int(font.getlength(text)) for _, text in rows), default=0)
-    height = 2 * pad + line * max(len(rows), 1)
+    font = _font(text_size)
+    pad = max(2, text_size // 3)
+    swatch = text_size
+    line = text_size + pad
+    width = 3 * pad + swatch + max((int(font.getlength(text)) for _, text in rows), default=0)
+    height = pad + line * max(len(rows), 1)
     canvas = PILImage.new("RGB", (max(width, 2 * pad + swatch), height), (32, 32, 32))
     draw = ImageDraw.Draw(canvas)
     for row, (index, text) in enumerate(rows):
         y = pad + row * line
         color = colors[index] if index < len(colors) else None
-        draw.rectangle((pad, y + 2, pad + swatch, y + 2 + swatch), fill=color or (32, 32, 32), outline=(255, 255, 255))
-        draw.text((2 * pad + swatch, y + 2), text, fill=(255, 255, 255), font=font)
+        draw.rectangle((pad, y, pad + swatch, y + swatch), fill=color or (32, 32, 32), outline=(255, 255, 255))
+        draw.text((2 * pad + swatch, y + swatch // 2), text, fill=(255, 255, 255), font=font, anchor="lm")
     return np.asarray(canvas)
 
 
 def overlay(
-    image: np.ndarray,
-    category_mask: np.ndarray,
+    image: ImageInput,
+    category_mask: MaskInput,
     palette: Sequence[Color | None] | np.ndarray | None = None,
     alpha: float = 0.5,
     labels: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Tint each pixel with its category's palette color at opacity ``alpha``; None colors stay untouched.
 
-    With ``labels``, a legend of the categories present is drawn in the top-left corner.
+    ``category_mask`` is a category mask (array, GRAY8 Image, PIL L) or a result (its category mask; the selfie
+    convention 0 = person is turned into 0 = background, 1 = person) or a soft mask (>= 0.5 = category 1). With
+    ``labels``, a legend of the categories present is drawn in the top-left corner, its text ~1/40 of the image
+    height.
     """
-    img = _check_image(image)
-    categories = _check_categories(category_mask)
-    if categories.shape != img.shape[:2]:
-        raise ValueError(
-            f"category_mask has size {categories.shape[1]}x{categories.shape[0]} "
-            f"but the image is {img.shape[1]}x{img.shape[0]}"
-        )
+    pixels = _pixels(image)
     opacity = _check_fraction(alpha, "alpha")
+    categories = _category_map(category_mask, labels)
+    height, width = pixels.shape[:2]
+    if categories.shape != (height, width):
+        raise ValueError(
+            f"category_mask has size {categories.shape[1]}x{categories.shape[0]} but the image is {width}x{height}"
+        )
     colors = palette_colors(palette)
-    present = [int(c) for c in np.unique(categories)]
+    counts = np.bincount(categories.reshape(-1), minlength=256)
+    present = [int(c) for c in np.flatnonzero(counts)]
     if present and present[-1] >= len(colors):
         raise ValueError(f"category_mask has category {present[-1]} but the palette has only {len(colors)} colors")
-    lut = np.zeros((len(colors), 3), np.float32)
-    painted = np.zeros(len(colors), np.float32)
-    for i, color in enumerate(colors):
+    flat_palette = [0] * 768
+    weights = [0] * 256
+    level = round(opacity * 255)
+    for i, color in enumerate(colors[:256]):
         if color is not None:
-            lut[i], painted[i] = color, opacity
-    a = painted[categories][:, :, None]
-    out = _finish(img[:, :, :3].astype(np.float32) * (1.0 - a) + lut[categories] * a, img)
+            flat_palette[3 * i : 3 * i + 3] = color
+            weights[i] = level
+    index = PILImage.fromarray(np.ascontiguousarray(categories), "L")
+    painted = index.copy()
+    painted.putpalette(flat_palette)
+    tint = painted.convert("RGB")
+    amount = index.point(weights)
+    out = np.empty((height, width, 3), np.uint8)
+    rgb = _rgb_pil(pixels)
+
+    def work(top: int, bottom: int) -> None:
+        part = rgb.crop((0, top, width, bottom))
+        part.paste(tint.crop((0, top, width, bottom)), (0, 0), amount.crop((0, top, width, bottom)))
+        out[top:bottom] = np.asarray(part)
+
+    _split_rows(height, width, work)
     if labels is not None:
-        shown = [c for c in present if colors[c] is not None]
-        box = legend(labels, colors, shown)[: out.shape[0] - 4, : out.shape[1] - 4]
+        shown = [c for c in present if c < len(colors) and colors[c] is not None]
+        box = legend(labels, colors, shown, text_size=max(10, round(height / 40)))[: height - 4, : width - 4]
         if box.size:
-            h, w = box.shape[:2]
-            out[4 : 4 + h, 4 : 4 + w, :3] = box
-    return out
+            bh, bw = box.shape[:2]
+            out[4 : 4 + bh, 4 : 4 + bw] = box
+    return _with_alpha(out, pixels)
 
 
 # --- mask refinement ------------------------------------------------------------------------------------------------
 
 
+def _box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2r+1)^2 window of a float32 (h, w) or (h, w, c) array, normalised at the borders.
+
+    Sums of 2r+1 shifted slices per axis: for the small radii of the subsampled grid this beats cumulative sums.
+    """
+    out = np.asarray(x, np.float32)
+    for axis in (0, 1):
+        n = out.shape[axis]
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad)
+        total = np.zeros(out.shape, np.float32)
+        index: list[slice] = [slice(None)] * out.ndim
+        for shift in range(2 * radius + 1):
+            index[axis] = slice(shift, shift + n)
+            total += padded[tuple(index)]
+        positions = np.arange(n)
+        count = (np.minimum(positions + radius, n - 1) - np.maximum(positions - radius, 0) + 1).astype(np.float32)
+        shape = [1] * out.ndim
+        shape[axis] = n
+        total /= count.reshape(shape)
+        out = total
+    return out
+
+
+def _guided_u8(pixels: np.ndarray, alpha: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He and Sun's fast guided filter of ``alpha`` with the image's luma as guide, as 8-bit alpha of image size.
+
+    The filter's linear coefficients are computed on a grid 1/4 the size (radius / 4), upsampled once, and applied
+    to the full-size guide: q = A * I + B.
+    """
+    height, width = pixels.shape[:2]
+    factor = 4 if radius >= 4 and min(height, width) >= 16 else 1
+    small_w, small_h = max(1, width // factor), max(1, height // factor)
+    gray = _rgb_pil(pixels).convert("L")
+    box = (0, 0, small_w * factor, small_h * factor)
+    guide = np.asarray(gray.resize((small_w, small_h), PILImage.Resampling.BOX, box=box, reducing_gap=None), np.float32)
+    guide = guide * np.float32(1 / 255)
+    mask_pil = PILImage.fromarray(np.ascontiguousarray(alpha, np.float32), "F")
+    if alpha.shape != (height, width):
+        mask_small = mask_pil.resize((small_w, small_h), PILImage.Resampling.BILINEAR)
+    else:
+        mask_small = mask_pil.resize((small_w, small_h), PILImage.Resampling.BOX, box=box, reducing_gap=None)
+    p = np.asarray(mask_small, np.float32)
+    r = max(1, radius // factor)
+    means = _box_mean(np.stack([guide, p, guide * p, guide * guide], axis=2), r)
+    mean_i, mean_p, mean_ip, mean_ii = (means[:, :, k] for k in range(4))
+    a = (mean_ip - mean_i * mean_p) / (mean_ii - mean_i * mean_i + np.float32(eps))
+    b = mean_p - a * mean_i
+    coeffs = _box_mean(np.stack([a, b], axis=2), r)
+    # q * 255 = A * I255 + 255 * B, with I255 the 8-bit luma.
+    a_small = PILImage.fromarray(np.ascontiguousarray(coeffs[:, :, 0]), "F")
+    b_small = PILImage.fromarray(np.ascontiguousarray(coeffs[:, :, 1] * np.float32(255.0)), "F")
+    luma = np.asarray(gray)
+    out = np.empty((height, width), np.uint8)
+    scale = (small_w / width, small_h / height)
+
+    def work(top: int, bottom: int) -> None:
+        size = (width, bottom - top)
+        region = (0.0, top * scale[1], small_w, bottom * scale[1])
+        a_up = np.asarray(a_small.resize(size, PILImage.Resampling.BILINEAR, box=region))
+        b_up = np.asarray(b_small.resize(size, PILImage.Resampling.BILINEAR, box=region))
+        q = a_up * luma[top:bottom]
+        q += b_up
+        q += np.float32(0.5)
+        np.clip(q, 0.0, 255.0, out=q)
+        out[top:bottom] = q
+
+    _split_rows(height, width, work)
+    return out
+
+
+def _feather(alpha: np.ndarray, sigma: float) -> np.ndarray:
+    """A float alpha blurred by a Gaussian of ``sigma`` (Pillow's, on the 8-bit alpha)."""
+    shape = (alpha.shape[0], alpha.shape[1])
+    blurred = PILImage.fromarray(_alpha_u8(alpha, shape), "L").filter(ImageFilter.GaussianBlur(sigma))
+    feathered: np.ndarray = np.asarray(blurred, np.float32) * np.float32(1 / 255)
+    return feathered
+
+
 def refine_mask(
-    mask: np.ndarray,
-    image: np.ndarray | None = None,
+    mask: MaskInput,
+    image: ImageInput | None = None,
     radius: int = 4,
     method: str = "feather",
     eps: float = 1e-3,
 ) -> np.ndarray:
-    """Soften or edge-align a mask; float32 (H, W) in [0, 1].
+    """Soften or edge-align a mask; float32 (H, W) in [0, 1] (the image's size when an image is given).
 
-    ``feather`` is a Gaussian blur (sigma = radius / 2) that softens hard edges; ``guided`` is He et al.'s guided
-    filter with the grayscale ``image`` as guide, which snaps a coarse mask to the image's edges (hair, fingers).
+    ``feather`` is a Gaussian blur (sigma = radius / 2) that softens hard edges; ``guided`` is He and Sun's fast
+    guided filter with the image's luma as guide, which snaps a coarse mask to the image's edges (hair, fingers).
     """
     if method not in ("feather", "guided"):
         raise ValueError(f"method must be 'feather' or 'guided', got {method!r}")
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be an int >= 0, got {radius!r}")
-    alpha = mask_to_alpha(mask, None if image is None else _check_image(image).shape[:2])
+    alpha = _resolve(mask)
+    pixels = None if image is None else _pixels(image)
+    if pixels is not None:
+        alpha = _resize_plane(alpha, (pixels.shape[0], pixels.shape[1]))
     if radius == 0:
-        return alpha
+        return np.array(alpha, np.float32, copy=True)
     if method == "feather":
-        summed = _gauss_sum(np.stack([alpha, np.ones_like(alpha)], axis=2), radius / 2.0)
-        return np.clip(summed[:, :, 0] / summed[:, :, 1], 0.0, 1.0)
-    if image is None:
+        return _feather(alpha, radius / 2.0)
+    if pixels is None:
         raise ValueError("method='guided' needs the image as guide")
     regularization = _check_nonnegative(eps, "eps")
-    guide = (image[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)) / 255.0
-    stack = np.stack([guide, alpha, guide * alpha, guide * guide], axis=2)
-    mean_i, mean_p, mean_ip, mean_ii = np.moveaxis(_box_mean(stack, int(radius)), 2, 0)
-    a = (mean_ip - mean_i * mean_p) / (mean_ii - mean_i * mean_i + regularization)
-    b = mean_p - a * mean_i
-    mean_a, mean_b = np.moveaxis(_box_mean(np.stack([a, b], axis=2), int(radius)), 2, 0)
-    return np.clip(mean_a * guide + mean_b, 0.0, 1.0).astype(np.float32)
+    refined: np.ndarray = np.asarray(_guided_u8(pixels, alpha, int(radius), regularization), np.float32)
+    refined *= np.float32(1 / 255)
+    return refined
 
 
 class TemporalSmoother:
@@ -432,6 +984,7 @@ class TemporalSmoother:
 
     ``weight`` is the share of the newest mask (1 = no smoothing); when the mean absolute difference between the new
     mask and the running average exceeds ``reset_threshold`` (a scene cut or a fast move), the average restarts.
+    The mask may be anything ``subject_mask`` accepts (pass the result and ``categories``/``labels`` as for it).
     """
 
     def __init__(self, weight: float = 0.5, reset_threshold: float = 0.1) -> None:
@@ -443,12 +996,13 @@ class TemporalSmoother:
         """Forget the running average (call between unrelated clips)."""
         self._state = None
 
-    def __call__(self, mask: np.ndarray) -> np.ndarray:
+    def __call__(self, mask: MaskInput, **subject: Any) -> np.ndarray:
         """The smoothed alpha for this frame's mask, float32 (H, W) in [0, 1] (a fresh array)."""
-        alpha = mask_to_alpha(mask)
+        alpha = _resolve(mask, **subject)
         state = self._state
         if state is None or state.shape != alpha.shape or float(np.abs(alpha - state).mean()) > self.reset_threshold:
-            self._state = alpha
+            self._state = np.array(alpha, np.float32, copy=True)
         else:
             state += np.float32(self.weight) * (alpha - state)
-        return self._state.copy()
+            return np.array(state, copy=True)
+        return np.array(self._state, copy=True)

@@ -1,28 +1,53 @@
-"""Effects on real images: synthetic masks for the pixel contracts, plus a few end-to-end runs on real masks."""
+"""Effects: pixel contracts on synthetic masks, mask conventions and quality figures on real photos and real models."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from PIL import Image as PILImage
 
-from segkit import effects
+from segkit import BaseOptions, Image, ImageFormat, ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, effects
 from segkit.effects import _srgb_to_oklab
-from tests.conftest import model_path
+from tests.conftest import load_rgb, model_path
 
 
 def disc_mask(height: int, width: int, radius_frac: float = 0.3, soft: float = 6.0) -> np.ndarray:
     """A float32 mask: 1 inside a centred disc, 0 outside, with a linear soft edge ``soft`` pixels wide."""
     yy, xx = np.mgrid[:height, :width]
     distance = np.hypot(yy - height / 2, xx - width / 2) - radius_frac * min(height, width)
-    return np.clip(0.5 - distance / soft, 0.0, 1.0).astype(np.float32)
+    return np.asarray(np.clip(0.5 - distance / soft, 0.0, 1.0), np.float32)
 
 
 @pytest.fixture(scope="module")
 def mask(astronaut: np.ndarray) -> np.ndarray:
     return disc_mask(*astronaut.shape[:2])
+
+
+def segment(model: str, image: np.ndarray) -> tuple[ImageSegmenterResult, list[str]]:
+    """Both masks of a real model on a real image, and the model's labels."""
+    options = ImageSegmenterOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path(model))), output_category_mask=True
+    )
+    with ImageSegmenter.create_from_options(options) as segmenter:
+        return segmenter.segment(image), list(segmenter.labels)
+
+
+@pytest.fixture(scope="module")
+def selfie(astronaut: np.ndarray) -> ImageSegmenterResult:
+    return segment("selfie_segmenter.tflite", astronaut)[0]
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    effects.set_num_threads(1)
+    yield
+    effects.set_num_threads(2)
 
 
 def oklab_hue(rgb: np.ndarray) -> float:
@@ -35,6 +60,11 @@ def angle_between(a: float, b: float) -> float:
     return abs((a - b + np.pi) % (2 * np.pi) - np.pi)
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
 # --- blur -------------------------------------------------------------------------------------------------------------
 
 
@@ -43,268 +73,398 @@ def test_blur_keeps_subject_and_blurs_background(astronaut: np.ndarray, mask: np
     assert out.dtype == np.uint8 and out.shape == astronaut.shape
     inside, outside = mask == 1.0, mask == 0.0
     assert np.abs(out[inside].astype(int) - astronaut[inside]).max() <= 1
-    diff = np.abs(out[outside].astype(int) - astronaut[outside]).mean()
-    assert diff > 3, diff
-    # Blurred: much less high-frequency energy in the background.
+    assert np.abs(out[outside].astype(int) - astronaut[outside]).mean() > 3
     grad = lambda im: np.abs(np.diff(im.astype(int), axis=1))[outside[:, 1:]].mean()  # noqa: E731
     assert grad(out) < 0.5 * grad(astronaut)
 
 
-def test_blur_has_no_halo() -> None:
-    image = np.zeros((96, 96, 3), np.uint8)
+@pytest.mark.parametrize("strength", [3.0, 6.0, 15.0])
+def test_blur_has_no_halo(strength: float) -> None:
+    image = np.zeros((96, 128, 3), np.uint8)
     image[...] = (0, 0, 255)
-    subject = disc_mask(96, 96, soft=1.0) >= 0.5
+    subject = disc_mask(96, 128, soft=1.0) >= 0.5
     image[subject] = (255, 0, 0)
-    out = effects.blur_background(image, subject, strength=10)
+    out = effects.blur_background(image, subject, strength=strength)
     assert (out[~subject] == (0, 0, 255)).all(), "subject color bled into the blurred background"
     assert (out[subject] == (255, 0, 0)).all()
 
 
-def test_blur_accepts_mask_shapes_and_dtypes(astronaut: np.ndarray, mask: np.ndarray) -> None:
-    reference = effects.blur_background(astronaut, mask, strength=4)
-    np.testing.assert_array_equal(effects.blur_background(astronaut, mask[:, :, None], strength=4), reference)
-    as_uint8 = np.rint(mask * 255).astype(np.uint8)
-    assert np.abs(effects.blur_background(astronaut, as_uint8, strength=4).astype(int) - reference).max() <= 1
-    binary = effects.blur_background(astronaut, mask > 0.5, strength=4)
-    assert binary.shape == astronaut.shape
-    assert effects.blur_background(astronaut, mask, strength=0) is not astronaut
-    np.testing.assert_array_equal(effects.blur_background(astronaut, mask, strength=0), astronaut)
-
-
 def test_blur_rgba_keeps_alpha(astronaut: np.ndarray, mask: np.ndarray) -> None:
-    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 77, np.uint8)])
-    out = effects.blur_background(rgba, mask, strength=4)
-    assert out.shape == rgba.shape and (out[:, :, 3] == 77).all()
-    np.testing.assert_array_equal(out[:, :, :3], effects.blur_background(astronaut, mask, strength=4))
+    rgba = np.dstack([astronaut, np.arange(astronaut.size // 3, dtype=np.uint32).reshape(astronaut.shape[:2]) % 256])
+    out = effects.blur_background(rgba.astype(np.uint8), mask)
+    assert out.shape[2] == 4 and (out[:, :, 3] == rgba[:, :, 3]).all()
 
 
-# --- replace and cutout -----------------------------------------------------------------------------------------------
+def test_blur_strength_zero_is_identity(astronaut: np.ndarray, mask: np.ndarray) -> None:
+    assert (effects.blur_background(astronaut, mask, strength=0) == astronaut).all()
+
+
+def exact_blur(image: np.ndarray, alpha: np.ndarray, sigma: float) -> np.ndarray:
+    """The oracle: full-resolution normalized convolution with an exact Gaussian (radius 4 sigma), in float64."""
+    import cv2
+
+    radius = int(np.ceil(4 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-(x**2) / (2 * sigma**2))
+    kernel /= kernel.sum()
+    weight = 1.0 - alpha.astype(np.float64)
+    rgb = image[:, :, :3].astype(np.float64)
+
+    def gauss(x: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(x, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+
+    summed = gauss(rgb * weight[:, :, None])
+    total = gauss(weight)
+    blurred = np.where(total[:, :, None] > 1e-9, summed / np.maximum(total, 1e-9)[:, :, None], rgb)
+    a = alpha.astype(np.float64)[:, :, None]
+    return np.clip(np.rint(rgb * a + blurred * (1 - a)), 0, 255)
+
+
+BLUR_CASES = [
+    ("astronaut.png", "selfie_segmenter.tflite", None),
+    ("segmentation_input_rotation0.jpg", "selfie_segmenter.tflite", None),
+    ("cat.jpg", "deeplabv3.tflite", ["cat"]),
+    ("cats_and_dogs.jpg", "deeplabv3.tflite", ["cat", "dog"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("photo", "model", "categories"), BLUR_CASES)
+def test_blur_quality_against_exact_normalized_gaussian(photo: str, model: str, categories: list[str] | None) -> None:
+    """PSNR >= 33 dB over the image and >= 30 dB in the background band next to the subject, at sigma 15."""
+    import cv2
+
+    image = load_rgb(photo)
+    result, labels = segment(model, image)
+    alpha = effects.subject_mask(result, categories=categories, labels=labels)
+    assert 0.02 < alpha.mean() < 0.98, "the photo's subject was not found: the test would measure nothing"
+    out = effects.blur_background(image, result if categories is None else alpha, strength=15.0)
+    oracle = exact_blur(image, alpha, 15.0)
+    near = cv2.GaussianBlur(alpha, (0, 0), 8) > 0.05
+    band = near & (alpha < 0.5)
+    overall, in_band = psnr(out, oracle), psnr(out[band], oracle[band])
+    print(f"{photo} ({image.shape[1]}x{image.shape[0]}): PSNR {overall:.1f} dB overall, {in_band:.1f} dB in the band")
+    assert overall >= 33.0
+    assert in_band >= 30.0
+
+
+# --- compositing ------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("color", [(0, 177, 64), "#00b140", "rgb(0,177,64)"])
 def test_replace_with_color(astronaut: np.ndarray, mask: np.ndarray, color: effects.Color) -> None:
-    out = effects.replace_background(astronaut, mask, color)
-    np.testing.assert_array_equal(out[mask == 1], astronaut[mask == 1])
+    out = effects.replace_background(astronaut, mask, color, refine="none")
     assert (out[mask == 0] == (0, 177, 64)).all()
-    edge = (mask > 0.4) & (mask < 0.6)
-    expected = np.rint(astronaut[edge] * mask[edge, None] + np.array([0, 177, 64]) * (1 - mask[edge, None]))
-    assert np.abs(out[edge] - expected).max() <= 1
+    assert (out[mask == 1] == astronaut[mask == 1]).all()
+    middle = (mask > 0.2) & (mask < 0.8)
+    expected = np.rint(astronaut * mask[:, :, None] + np.array([0, 177, 64]) * (1 - mask[:, :, None]))
+    assert np.abs(out[middle].astype(int) - expected[middle]).max() <= 1
 
 
 def test_replace_with_image_of_other_size(astronaut: np.ndarray, mask: np.ndarray) -> None:
     background = np.zeros((100, 300, 3), np.uint8)
-    background[:, :, 1] = 200
-    out = effects.replace_background(astronaut, mask, background)
+    background[:, :150] = (255, 0, 0)
+    background[:, 150:] = (0, 0, 255)
+    out = effects.replace_background(astronaut, mask, background, refine="none")
     assert out.shape == astronaut.shape
-    np.testing.assert_array_equal(out[mask == 1], astronaut[mask == 1])
-    assert np.abs(out[mask == 0].astype(int) - (0, 200, 0)).max() <= 1
+    assert (out[:, 0][mask[:, 0] == 0] == (255, 0, 0)).all()
+    assert (out[:, -1][mask[:, -1] == 0] == (0, 0, 255)).all()
+    assert effects.fit_background(background, 512, 512).shape == (512, 512, 3)
 
 
 def test_cutout_alpha_is_rounded_mask(astronaut: np.ndarray, mask: np.ndarray) -> None:
-    out = effects.cutout(astronaut, mask)
-    assert out.shape == astronaut.shape[:2] + (4,) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[:, :, :3], astronaut)
-    np.testing.assert_array_equal(out[:, :, 3], np.rint(mask * 255).astype(np.uint8))
+    out = effects.cutout(astronaut, mask, refine="none")
+    assert out.shape == (*astronaut.shape[:2], 4)
+    assert (out[:, :, :3] == astronaut).all()
+    assert (out[:, :, 3] == np.clip(np.floor(mask * 255 + 0.5), 0, 255)).all()
 
 
 def test_cutout_multiplies_existing_alpha(astronaut: np.ndarray) -> None:
     rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 128, np.uint8)])
-    out = effects.cutout(rgba, np.full(astronaut.shape[:2], 0.5, np.float32))
-    assert (out[:, :, 3] == 64).all()
+    out = effects.cutout(rgba, np.ones(astronaut.shape[:2], np.float32), refine="none")
+    assert (out[:, :, 3] == 128).all()
 
 
 @settings(max_examples=30, deadline=None)
 @given(arrays(np.float32, (7, 5), elements=st.floats(0, 1, width=32)))
 def test_cutout_alpha_property(m: np.ndarray) -> None:
-    image = np.arange(7 * 5 * 3, dtype=np.uint8).reshape(7, 5, 3)
-    np.testing.assert_array_equal(effects.cutout(image, m)[:, :, 3], np.rint(m * 255).astype(np.uint8))
+    image = np.full((7, 5, 3), 200, np.uint8)
+    out = effects.cutout(image, m, refine="none")
+    assert (np.abs(out[:, :, 3].astype(int) - m * 255) <= 0.5 + 1e-3).all()
+
+
+def fringe_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dark subject with fine strands on a light background, and the soft mask a 256x256 model gives it."""
+    height, width = 512, 512
+    subject = disc_mask(height, width, radius_frac=0.3, soft=1.0) >= 0.5
+    for column in range(80, 432, 8):  # hair-like strands above the disc
+        subject[40:160, column : column + 3] = True
+    image = np.where(subject[:, :, None], np.uint8(40), np.uint8(235)).astype(np.uint8)
+    coarse = PILImage.fromarray((subject * 255).astype(np.uint8)).resize((256, 256), PILImage.Resampling.BOX)
+    mask = np.asarray(coarse.resize((width, height), PILImage.Resampling.BILINEAR), np.float32) / 255
+    return np.repeat(image, 3, axis=2), subject, mask
+
+
+def test_guided_default_removes_the_fringe() -> None:
+    """Background pixels near the edge keep the old light color with the coarse mask; the default removes most."""
+    image, subject, mask = fringe_scene()
+    green = np.array([0, 177, 64])
+    band = ~subject & (mask > 0.02)
+
+    def fringe(out: np.ndarray) -> float:
+        return float(np.abs(out[band].astype(int) - green).mean())
+
+    raw = fringe(effects.replace_background(image, mask, tuple(green), refine="none"))
+    refined = fringe(effects.replace_background(image, mask, tuple(green)))
+    print(f"fringe (mean |out - new background| next to the edge): {raw:.1f} raw, {refined:.1f} guided")
+    assert refined < 0.5 * raw
+    cut = effects.cutout(image, mask)[:, :, 3]
+    assert cut[band].mean() < 0.5 * (mask[band] * 255).mean()
 
 
 # --- recolor ----------------------------------------------------------------------------------------------------------
 
 
-HAIR_BOX = (slice(20, 110), slice(170, 290))  # the astronaut's hair, roughly
-
-
-def hair_box_mask(shape: tuple[int, ...]) -> np.ndarray:
-    m = np.zeros(shape[:2], np.float32)
-    m[HAIR_BOX] = 1.0
-    return m
-
-
 def test_recolor_moves_hue_and_keeps_the_rest(astronaut: np.ndarray) -> None:
-    m = hair_box_mask(astronaut.shape)
-    target = (40, 90, 220)
-    out = effects.recolor(astronaut, m, target, strength=1.0)
-    np.testing.assert_array_equal(out[m == 0], astronaut[m == 0])
-    target_hue = oklab_hue(np.array(target, np.uint8))
-    before, after = oklab_hue(astronaut[HAIR_BOX]), oklab_hue(out[HAIR_BOX])
-    assert angle_between(after, target_hue) < 0.2 < angle_between(before, target_hue)
-    lightness = lambda im: _srgb_to_oklab(im[HAIR_BOX].reshape(-1, 3))[:, 0]  # noqa: E731
-    assert np.abs(lightness(out) - lightness(astronaut)).mean() < 0.02, "shading (OKLab L) should be kept"
+    m = np.zeros(astronaut.shape[:2], np.float32)
+    m[100:200, 100:200] = 1.0
+    out = effects.recolor(astronaut, m, "#c03080", strength=1.0)
+    assert (out[m == 0] == astronaut[m == 0]).all()
+    target = oklab_hue(np.array([[192, 48, 128]], np.uint8))
+    assert angle_between(oklab_hue(out[m == 1]), target) < 0.3
+    before, after = _srgb_to_oklab(astronaut[m == 1]), _srgb_to_oklab(out[m == 1])
+    assert np.abs(before[:, 0] - after[:, 0]).mean() < 0.03  # lightness kept (up to gamut clipping)
 
 
-def test_recolor_strength_zero_is_identity(astronaut: np.ndarray) -> None:
-    out = effects.recolor(astronaut, hair_box_mask(astronaut.shape), "red", strength=0.0)
-    np.testing.assert_array_equal(out, astronaut)
+def test_recolor_strength_zero_is_identity(astronaut: np.ndarray, mask: np.ndarray) -> None:
+    assert (effects.recolor(astronaut, mask, "red", strength=0.0) == astronaut).all()
 
 
 @settings(max_examples=25, deadline=None)
 @given(
-    arrays(np.uint8, (6, 6, 3)),
-    arrays(np.float32, (6, 6), elements=st.sampled_from([0.0, 0.25, 1.0])),
+    arrays(np.uint8, (6, 5, 3)),
+    arrays(np.float32, (6, 5), elements=st.sampled_from([0.0, 0.001, 0.5, 1.0])),
     st.tuples(*[st.integers(0, 255)] * 3),
 )
-def test_recolor_leaves_unmasked_pixels_bit_identical(image: np.ndarray, m: np.ndarray, color: tuple) -> None:
+def test_recolor_leaves_unmasked_pixels_bit_identical(image: np.ndarray, m: np.ndarray, color: tuple[int, ...]) -> None:
     out = effects.recolor(image, m, color)
-    np.testing.assert_array_equal(out[m == 0], image[m == 0])
+    untouched = m * 255 < 0.5
+    assert (out[untouched] == image[untouched]).all()
 
 
 # --- overlay and legend -----------------------------------------------------------------------------------------------
 
 
 def test_overlay_paints_palette_colors(astronaut: np.ndarray) -> None:
-    category = np.zeros(astronaut.shape[:2], np.uint8)
-    category[100:200, 100:200] = 1
-    category[300:400, 50:150] = 2
-    palette = [None, (255, 0, 0), "#00ff00"]
-    out = effects.overlay(astronaut, category, palette=palette, alpha=1.0)
-    np.testing.assert_array_equal(out[category == 0], astronaut[category == 0])
-    assert (out[category == 1] == (255, 0, 0)).all() and (out[category == 2] == (0, 255, 0)).all()
-    half = effects.overlay(astronaut, category[:, :, None], palette=palette, alpha=0.5)
-    expected = np.rint(astronaut[category == 1] * 0.5 + np.array([255, 0, 0]) * 0.5)
-    assert np.abs(half[category == 1] - expected).max() <= 1
+    categories = np.zeros(astronaut.shape[:2], np.uint8)
+    categories[:, 256:] = 2
+    out = effects.overlay(astronaut, categories, palette=[None, "red", (0, 0, 255)], alpha=1.0)
+    assert (out[:, :256] == astronaut[:, :256]).all()
+    assert (out[:, 256:] == (0, 0, 255)).all()
+    half = effects.overlay(astronaut, categories, palette=[None, "red", (0, 0, 255)], alpha=0.5)
+    expected = np.rint(astronaut[:, 256:] * 0.5 + np.array([0, 0, 255]) * 0.5)
+    assert np.abs(half[:, 256:].astype(int) - expected).max() <= 1
 
 
-def test_overlay_default_palette_and_legend(astronaut: np.ndarray) -> None:
-    category = np.zeros(astronaut.shape[:2], np.uint8)
-    category[200:, :] = 15
-    plain = effects.overlay(astronaut, category)
-    np.testing.assert_array_equal(plain[:200], astronaut[:200])
-    assert (plain[200:] != astronaut[200:]).any()
-    labelled = effects.overlay(astronaut, category, labels=[f"class{i}" for i in range(21)])
-    assert (labelled[:40, :80] != plain[:40, :80]).any(), "legend should be drawn top-left"
-    np.testing.assert_array_equal(labelled[300:], plain[300:])
+def test_overlay_of_a_selfie_result_colors_the_person(astronaut: np.ndarray, selfie: ImageSegmenterResult) -> None:
+    out = effects.overlay(astronaut, selfie, palette=[None, (255, 0, 0)], alpha=1.0)
+    assert selfie.category_mask is not None
+    person = effects.subject_mask(selfie.category_mask) > 0.5
+    assert (out[person] == (255, 0, 0)).all()
+    assert (out[~person] == astronaut[~person]).all()
 
 
-def test_legend_image() -> None:
-    one = effects.legend(["background", "person"], [None, (192, 128, 128)])
-    two = effects.legend(["a", "b", "c"], [(1, 2, 3), (4, 5, 6), (7, 8, 9)])
-    assert one.dtype == np.uint8 and one.ndim == 3 and one.shape[2] == 3
-    assert two.shape[0] > one.shape[0]
-    assert (one == (192, 128, 128)).all(axis=2).any(), "the swatch shows the palette color"
+def test_legend_scales_with_the_image(astronaut: np.ndarray) -> None:
+    small = effects.legend(["background", "person"], categories=[1], text_size=10)
+    large = effects.legend(["background", "person"], categories=[1], text_size=40)
+    assert large.shape[0] > 3 * small.shape[0] and large.shape[1] > 2.5 * small.shape[1]
+    categories = np.zeros((720, 1280), np.uint8)
+    categories[300:, :] = 1
+    image = np.zeros((720, 1280, 3), np.uint8)
+    out = effects.overlay(image, categories, palette=[None, "red"], labels=["background", "person"])
+    drawn = np.argwhere((out[:, :, 0] == 32) & (out[:, :, 1] == 32))  # the legend's dark panel
+    assert drawn[:, 0].max() - drawn[:, 0].min() >= 720 / 40
 
 
 def test_overlay_errors(astronaut: np.ndarray) -> None:
-    category = np.full(astronaut.shape[:2], 3, np.uint8)
-    with pytest.raises(ValueError, match="category 3 but the palette has only 2"):
-        effects.overlay(astronaut, category, palette=[None, "red"])
-    with pytest.raises(ValueError, match="size 10x10"):
-        effects.overlay(astronaut, np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="size"):
+        effects.overlay(astronaut, np.zeros((5, 5), np.uint8))
+    with pytest.raises(ValueError, match="palette has only"):
+        effects.overlay(astronaut, np.full(astronaut.shape[:2], 3, np.uint8), palette=[None, "red"])
     with pytest.raises(ValueError, match="alpha"):
-        effects.overlay(astronaut, category, alpha=1.5)
-    with pytest.raises(TypeError, match="category_mask"):
-        effects.overlay(astronaut, category.astype(np.float32))
+        effects.overlay(astronaut, np.zeros(astronaut.shape[:2], np.uint8), alpha=2)
 
 
-# --- validation -------------------------------------------------------------------------------------------------------
+# --- the subject mask: every input kind, every model's convention -----------------------------------------------------
+
+
+def test_selfie_category_mask_as_is_never_inverts(astronaut: np.ndarray, selfie: ImageSegmenterResult) -> None:
+    assert selfie.category_mask is not None and selfie.confidence_masks is not None
+    person = effects.subject_mask(selfie)
+    assert 0.2 < person.mean() < 0.8
+    from_image = effects.subject_mask(selfie.category_mask)  # the Image: read by its documented meaning
+    assert ((from_image > 0.5) == (person > 0.5)).mean() > 0.99
+    view = selfie.category_mask.numpy_view()
+    with pytest.raises(ValueError, match="0 marks the person"):
+        effects.cutout(astronaut, view)
+    with pytest.raises(ValueError, match="0 marks the person"):
+        effects.subject_mask(view)
+    cut = effects.cutout(astronaut, selfie.category_mask, refine="none")[:, :, 3]
+    assert (cut[view[:, :, 0] == 0] == 255).all() and (cut[view[:, :, 0] == 255] == 0).all()
+    as_bool = effects.subject_mask(view[:, :, 0] == 0)
+    assert (as_bool == from_image).all()
+
+
+def test_every_input_kind_gives_the_same_alpha(astronaut: np.ndarray, selfie: ImageSegmenterResult) -> None:
+    assert selfie.confidence_masks is not None
+    expected = effects.subject_mask(selfie)
+    probability = selfie.confidence_masks[0]
+    assert (effects.subject_mask(probability) == expected).all()  # VEC32F1 Image
+    assert (effects.subject_mask(probability.numpy_view()) == expected).all()  # (H, W, 1) float
+    assert (effects.subject_mask(PILImage.fromarray(expected, "F")) == expected).all()
+    alpha8 = np.rint(expected * 255).astype(np.uint8)
+    assert np.abs(effects.subject_mask(PILImage.fromarray(alpha8, "L")) - expected).max() <= 0.5 / 255 + 1e-6
+    outputs = [
+        effects.blur_background(image, selfie)
+        for image in (astronaut, Image(ImageFormat.SRGB, astronaut), PILImage.fromarray(astronaut))
+    ]
+    assert all((o == outputs[0]).all() for o in outputs)
+    assert (effects.blur_background(astronaut, expected) == outputs[0]).all()
+
+
+def test_hair_result_gives_the_hair(astronaut: np.ndarray) -> None:
+    result, labels = segment("hair_segmenter.tflite", astronaut)
+    hair = effects.subject_mask(result)
+    assert result.confidence_masks is not None and result.category_mask is not None
+    assert (hair == result.confidence_masks[1].numpy_view()[:, :, 0]).all()
+    assert (effects.subject_mask(result, categories="hair", labels=labels) == hair).all()
+    from_categories = effects.subject_mask(result.category_mask)
+    assert ((from_categories > 0.5) == (hair > 0.5)).mean() > 0.999
+
+
+def test_deeplab_result_with_categories(models: Path) -> None:
+    image = load_rgb("cats_and_dogs.jpg")
+    options = ImageSegmenterOptions(
+        base_options=BaseOptions(model_asset_path=str(models / "deeplabv3.tflite")), output_category_mask=True
+    )
+    with ImageSegmenter.create_from_options(options) as segmenter:
+        result = segmenter.segment(image)
+        by_segmenter = effects.subject_mask(result, categories=["cat", "dog"], segmenter=segmenter)
+        labels = segmenter.labels
+    by_labels = effects.subject_mask(result, categories=["cat", "dog"], labels=labels)
+    by_index = effects.subject_mask(result, categories=[8, 12], activation="none")
+    assert (by_segmenter == by_labels).all() and (by_labels == by_index).all()
+    assert result.category_mask is not None and result.confidence_masks is not None
+    categories = result.category_mask.numpy_view()[:, :, 0]
+    animals = np.isin(categories, [8, 12])
+    assert animals.mean() > 0.1
+    assert ((by_index > 0.5) == animals).mean() > 0.9  # the category mask upsamples logits, not probabilities
+    logits = np.stack([m.numpy_view()[:, :, 0] for m in result.confidence_masks]).astype(np.float64)
+    softmax = np.exp(logits - logits.max(axis=0))
+    expected = softmax[[8, 12]].sum(axis=0) / softmax.sum(axis=0)
+    assert np.abs(by_index - expected).max() < 1e-5
+    everything = effects.subject_mask(result)  # default: all but background
+    assert np.abs(everything - (1 - softmax[0] / softmax.sum(axis=0))).max() < 1e-5
+    with pytest.raises(ValueError, match="not a label"):
+        effects.subject_mask(result, categories="unicorn", labels=labels)
+    with pytest.raises(ValueError, match="labels="):
+        effects.subject_mask(result, categories="cat")
+
+
+def test_mask_of_model_size_is_upsampled(astronaut: np.ndarray, mask: np.ndarray) -> None:
+    small = np.asarray(PILImage.fromarray(mask, "F").resize((128, 128), PILImage.Resampling.BILINEAR))
+    out = effects.replace_background(astronaut, small, "black", refine="none")
+    full = effects.replace_background(astronaut, mask, "black", refine="none")
+    assert np.abs(out.astype(int) - full).mean() < 2
+    assert effects.subject_mask(small, shape=(512, 512)).shape == (512, 512)
 
 
 def test_validation_errors(astronaut: np.ndarray, mask: np.ndarray) -> None:
-    with pytest.raises(TypeError, match="image must be a numpy array, got list"):
-        effects.blur_background(astronaut.tolist(), mask)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="dtype uint8, got float32"):
-        effects.cutout(astronaut.astype(np.float32), mask)
-    with pytest.raises(ValueError, match=r"shape \(H, W, 3\) or \(H, W, 4\), got \(512, 512\)"):
-        effects.cutout(astronaut[:, :, 0], mask)
-    with pytest.raises(ValueError, match="mask has size 10x5 but the image is 512x512"):
-        effects.blur_background(astronaut, np.zeros((5, 10), np.float32))
+    with pytest.raises(TypeError, match="uint8"):
+        effects.blur_background(astronaut.astype(np.float32), mask)
+    with pytest.raises(ValueError, match="shape"):
+        effects.blur_background(astronaut[:, :, 0], mask)
     with pytest.raises(ValueError, match="logits"):
-        effects.cutout(astronaut, mask * 20 - 10)
+        effects.cutout(astronaut, mask * 5)
     with pytest.raises(ValueError, match="NaN"):
         effects.cutout(astronaut, np.full(mask.shape, np.nan, np.float32))
-    with pytest.raises(TypeError, match="int64"):
-        effects.cutout(astronaut, mask.astype(np.int64))
-    with pytest.raises(ValueError, match="'not-a-color' is not a color"):
-        effects.replace_background(astronaut, mask, "not-a-color")
-    with pytest.raises(ValueError, match=r"\(1, 2\) is not a color"):
-        effects.recolor(astronaut, mask, (1, 2))
-    with pytest.raises(ValueError, match="strength must be a finite number >= 0, got -1"):
+    with pytest.raises(TypeError, match="mask"):
+        effects.cutout(astronaut, [[0.5]])  # type: ignore[arg-type]  # a list is not a mask: the error is the test
+    with pytest.raises(ValueError, match="strength"):
         effects.blur_background(astronaut, mask, strength=-1)
-    with pytest.raises(ValueError, match="strength must lie in"):
-        effects.recolor(astronaut, mask, "red", strength=2)
+    with pytest.raises(ValueError, match="refine"):
+        effects.replace_background(astronaut, mask, "red", refine="sharp")
+    with pytest.raises(ValueError, match="not a color"):
+        effects.replace_background(astronaut, mask, "no-such-color")
+    with pytest.raises(ValueError, match="out of range"):
+        effects.subject_mask(ImageSegmenterResult(confidence_masks=[Image(ImageFormat.VEC32F1, mask)]), categories=[3])
 
 
 def test_inputs_are_not_modified(astronaut: np.ndarray, mask: np.ndarray) -> None:
     image, m = astronaut.copy(), mask.copy()
     effects.blur_background(image, m)
+    effects.replace_background(image, m, "red")
+    effects.cutout(image, m)
     effects.recolor(image, m, "red")
-    effects.replace_background(image, m, "blue")
-    np.testing.assert_array_equal(image, astronaut)
-    np.testing.assert_array_equal(m, mask)
+    effects.refine_mask(m, image, method="guided")
+    assert (image == astronaut).all() and (m == mask).all()
 
 
-# --- refinement and temporal smoothing --------------------------------------------------------------------------------
+# --- stability: same input, same bytes, with or without the second thread ---------------------------------------------
+
+EFFECTS = {
+    "blur": lambda image, result: effects.blur_background(image, result),
+    "replace": lambda image, result: effects.replace_background(image, result, "#00b140"),
+    "replace_image": lambda image, result: effects.replace_background(image, result, image[::-1]),
+    "cutout": lambda image, result: effects.cutout(image, result),
+    "recolor": lambda image, result: effects.recolor(image, result, "#c03080"),
+    "overlay": lambda image, result: effects.overlay(image, result, labels=["background", "person"]),
+    "feather": lambda image, result: effects.blur_background(image, result, refine="feather"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EFFECTS))
+def test_effects_are_bit_stable_across_runs_and_threads(name: str) -> None:
+    image = np.ascontiguousarray(np.asarray(PILImage.fromarray(load_rgb("astronaut.png")).resize((1280, 720))))
+    result, _ = segment("selfie_segmenter.tflite", image)
+    effect = EFFECTS[name]
+    first = effect(image, result)
+    assert (effect(image, result) == first).all()
+    effects.set_num_threads(1)
+    try:
+        single = effect(image, result)
+    finally:
+        effects.set_num_threads(2)
+    assert single.tobytes() == first.tobytes()
+
+
+# --- refinement and smoothing -----------------------------------------------------------------------------------------
 
 
 def test_refine_feather_and_guided(astronaut: np.ndarray) -> None:
-    hard = disc_mask(*astronaut.shape[:2], soft=0.5)
-    feathered = effects.refine_mask(hard, radius=8)
+    hard = (disc_mask(astronaut.shape[0], astronaut.shape[1], soft=1.0) >= 0.5).astype(np.float32)
+    feathered = effects.refine_mask(hard, radius=6)
     assert feathered.dtype == np.float32 and feathered.shape == hard.shape
-    assert ((feathered > 0.05) & (feathered < 0.95)).sum() > 3 * ((hard > 0.05) & (hard < 0.95)).sum()
-    assert feathered[256, 256] == pytest.approx(1.0) and feathered[5, 5] == pytest.approx(0.0)
+    assert ((feathered > 0.05) & (feathered < 0.95)).sum() > ((hard > 0.05) & (hard < 0.95)).sum()
     guided = effects.refine_mask(hard, astronaut, radius=8, method="guided")
-    assert guided.dtype == np.float32 and guided.min() >= 0.0 and guided.max() <= 1.0
+    assert guided.shape == hard.shape and guided.min() >= 0 and guided.max() <= 1
     assert np.abs(guided - hard).mean() < 0.1
-    np.testing.assert_array_equal(effects.refine_mask(hard, radius=0), hard)
-    with pytest.raises(ValueError, match="needs the image"):
+    assert (effects.refine_mask(hard, radius=0) == hard).all()
+    with pytest.raises(ValueError, match="guide"):
         effects.refine_mask(hard, method="guided")
-    with pytest.raises(ValueError, match="'median'"):
-        effects.refine_mask(hard, method="median")
 
 
-def test_temporal_smoother() -> None:
-    smoother = effects.TemporalSmoother(weight=0.5, reset_threshold=0.3)
-    a = np.full((4, 4), 0.2, np.float32)
-    np.testing.assert_allclose(smoother(a), 0.2)
-    np.testing.assert_allclose(smoother(np.full((4, 4), 0.4, np.float32)), 0.3)
-    np.testing.assert_allclose(smoother(np.full((4, 4), 1.0, np.float32)), 1.0), "big jump resets"
-    np.testing.assert_allclose(smoother(np.zeros((2, 2), np.float32)), 0.0), "new size resets"
+def test_temporal_smoother(selfie: ImageSegmenterResult) -> None:
+    smoother = effects.TemporalSmoother(weight=0.5, reset_threshold=0.5)
+    a = np.zeros((4, 4), np.float32)
+    b = np.full((4, 4), 0.4, np.float32)
+    assert (smoother(a) == 0).all()
+    assert np.allclose(smoother(b), 0.2)
+    assert np.allclose(smoother(b), 0.3)
     smoother.reset()
-    np.testing.assert_allclose(smoother(a), 0.2)
-    with pytest.raises(ValueError, match="weight"):
-        effects.TemporalSmoother(weight=1.5)
-
-
-# --- end to end with the real segmenter -------------------------------------------------------------------------------
-
-
-def segment(image: np.ndarray, model: str) -> list[np.ndarray]:
-    """The confidence masks of a real segmenter run, as (H, W) float32 arrays."""
-    from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions
-
-    options = ImageSegmenterOptions(
-        base_options=BaseOptions(model_asset_path=str(model_path(model))), output_confidence_masks=True
-    )
-    with ImageSegmenter.create_from_options(options) as segmenter:
-        result = segmenter.segment(image)
-    return [m.numpy_view()[:, :, 0].astype(np.float32) for m in result.confidence_masks]
-
-
-def test_e2e_blur_with_selfie_mask(astronaut: np.ndarray) -> None:
-    (person,) = segment(astronaut, "selfie_segmenter.tflite")
-    out = effects.blur_background(astronaut, person, strength=10)
-    sure, background = person > 0.99, person < 0.01
-    assert sure.mean() > 0.2 and background.mean() > 0.2
-    assert np.abs(out[sure].astype(int) - astronaut[sure]).max() <= 3
-    assert np.abs(out[background].astype(int) - astronaut[background]).mean() > 3
-
-
-def test_e2e_recolor_with_hair_mask(astronaut: np.ndarray) -> None:
-    _, hair = segment(astronaut, "hair_segmenter.tflite")
-    out = effects.recolor(astronaut, hair, "#2060e0", strength=1.0)
-    np.testing.assert_array_equal(out[hair == 0], astronaut[hair == 0])
-    strands = hair > 0.9
-    assert strands.sum() > 1000
-    target = oklab_hue(np.array([0x20, 0x60, 0xE0], np.uint8))
-    assert angle_between(oklab_hue(out[strands]), target) < angle_between(oklab_hue(astronaut[strands]), target)
+    assert np.allclose(smoother(b), 0.4)
+    jumpy = effects.TemporalSmoother(weight=0.5, reset_threshold=0.1)
+    jumpy(a)
+    assert np.allclose(jumpy(np.ones((4, 4), np.float32)), 1.0)  # a cut: restart, no ghost
+    assert effects.TemporalSmoother()(selfie).shape == (512, 512)  # a result, like every effect
