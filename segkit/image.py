@@ -2,15 +2,61 @@
 
 Unlike MediaPipe's ctypes image, the data is copied with its strides respected (non-contiguous and Fortran-order
 arrays keep their pixels), the channel count must match the format, and ``numpy_view()`` keeps the image alive.
+
+Images are bounded by a pixel budget (``max_pixels()``; Pillow's decompression-bomb limit by default), checked for
+files before they are decoded and for arrays before they are used: ``set_max_pixels(n)`` or the environment
+variable ``SEGKIT_MAX_PIXELS`` change it.
 """
 
 from __future__ import annotations
 
 import enum
 import os
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
+
+MAX_PIXELS_ENV = "SEGKIT_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS (decompression-bomb warning limit)
+_max_pixels: int | None = None  # set_max_pixels' value; None: the environment variable or the default
+
+
+def set_max_pixels(n: int | None) -> None:
+    """Set the pixel budget (width x height) of every image segkit accepts; None restores the default.
+
+    The budget bounds what a file or an array can make segkit allocate (masks are as large as the image). Files
+    are also bounded by Pillow's own limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``): raise both for larger files.
+    """
+    global _max_pixels
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"the pixel budget must be a positive int or None, got {n!r}")
+    _max_pixels = n
+
+
+def max_pixels() -> int:
+    """The pixel budget: ``set_max_pixels``' value, else ``$SEGKIT_MAX_PIXELS``, else Pillow's default limit."""
+    if _max_pixels is not None:
+        return _max_pixels
+    env = os.environ.get(MAX_PIXELS_ENV)
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"{MAX_PIXELS_ENV}={env!r} is not a positive integer") from None
+        if value < 1:
+            raise ValueError(f"{MAX_PIXELS_ENV}={env!r} is not a positive integer")
+        return value
+    return DEFAULT_MAX_PIXELS
+
+
+def check_pixels(width: int, height: int, what: str = "image") -> None:
+    """Raise ValueError when a ``width`` x ``height`` image is above the pixel budget."""
+    budget = max_pixels()
+    if width * height > budget:
+        raise ValueError(
+            f"{what} of {width}x{height} = {width * height:,} pixels is above segkit's pixel budget of {budget:,} "
+            f"(raise it with segkit.image.set_max_pixels(n) or {MAX_PIXELS_ENV})"
+        )
 
 
 class ImageFormat(enum.IntEnum):
@@ -78,6 +124,7 @@ def _checked(image_format: ImageFormat | int, data: np.ndarray) -> tuple[ImageFo
         raise ValueError(f"image format {fmt.name} has {channels} channel(s), but the array has shape {data.shape}")
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise ValueError(f"image is empty: array shape {data.shape}")
+    check_pixels(int(data.shape[1]), int(data.shape[0]))
     return fmt, data
 
 
@@ -119,19 +166,28 @@ class Image:
 
     @classmethod
     def create_from_file(cls, file_name: str | os.PathLike[str]) -> Image:
-        """Decodes an image file at its own channel count (GRAY8, SRGB or SRGBA), applying its EXIF orientation."""
+        """Decodes an image file at its own channel count, applying its EXIF orientation (see ``from_pil``).
+
+        A missing file (or one that is not a regular file) raises MediaPipe's FileNotFoundError; every failure to
+        decode it (corrupt or truncated data, an unknown format, a size above the pixel budget, a mode segkit
+        cannot represent, running out of memory) raises RuntimeError("Failed to load image from file: PATH (why)"),
+        MediaPipe's exception type.
+        """
         from PIL import Image as PILImage
-        from PIL import ImageOps, UnidentifiedImageError
+        from PIL import ImageOps
 
         path = os.fspath(file_name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Can't find file: {path}")
         try:
             with PILImage.open(path) as pil:
+                width, height = pil.size
+                check_pixels(width, height, what="the image")
                 pil = ImageOps.exif_transpose(pil)
                 return from_pil(pil)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise RuntimeError(f"Failed to load image from file: {path} ({exc})") from exc
+        except Exception as exc:  # Pillow's decoders raise nearly anything on corrupt data; all mean the same here
+            reason = str(exc).strip() or "no reason given"
+            raise RuntimeError(f"Failed to load image from file: {path} ({type(exc).__name__}: {reason})") from exc
 
     @property
     def width(self) -> int:
@@ -207,22 +263,45 @@ def from_array(data: np.ndarray, copy: bool = True) -> Image:
     return Image(fmt, data) if copy else Image._borrow(fmt, data)
 
 
-def from_pil(pil: Any) -> Image:
-    """An :class:`Image` from a ``PIL.Image``: L -> GRAY8, I;16 -> GRAY16, RGBA/LA/transparent P -> SRGBA, else SRGB.
+_REFUSED_MODES = {
+    "LAB": "CIELAB pixels have no faithful conversion here; convert the image to RGB first",
+}
 
-    ``np.asarray`` of a PIL image is already a new array that nobody else holds, so it is wrapped, not copied again.
+
+def from_pil(pil: Any) -> Image:
+    """An :class:`Image` from a ``PIL.Image``: L/1 -> GRAY8, I;16 (and 32-bit I within 0..65535) -> GRAY16,
+    F -> VEC32F1, RGBA/LA/PA/transparent P -> SRGBA, the other color modes -> SRGB.
+
+    Modes that cannot be represented faithfully are refused with ValueError instead of being clipped (a 32-bit
+    integer image with values outside 0..65535, LAB). ``np.asarray`` of a PIL image is already a new array that
+    nobody else holds, so it is wrapped, not copied again.
     """
     mode = pil.mode
+    width, height = pil.size
+    check_pixels(width, height)
+    if mode in _REFUSED_MODES:
+        raise ValueError(f"unsupported image mode {mode}: {_REFUSED_MODES[mode]}")
     if mode == "L":
         return Image._borrow(ImageFormat.GRAY8, np.asarray(pil))
+    if mode == "1":
+        return Image._borrow(ImageFormat.GRAY8, np.asarray(pil.convert("L")))
     if mode.startswith("I;16"):
         return Image._borrow(ImageFormat.GRAY16, np.asarray(pil).astype(np.uint16))
+    if mode == "I":
+        values = np.asarray(pil)
+        if values.size and (int(values.min()) < 0 or int(values.max()) > 0xFFFF):
+            raise ValueError(
+                f"unsupported image mode I: 32-bit values {int(values.min())}..{int(values.max())} do not fit 16 bits"
+            )
+        return Image._borrow(ImageFormat.GRAY16, values.astype(np.uint16))
+    if mode == "F":
+        return Image._borrow(ImageFormat.VEC32F1, np.asarray(pil, dtype=np.float32))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in pil.info):
         return Image._borrow(ImageFormat.SRGBA, np.asarray(pil.convert("RGBA")))
     return Image._borrow(ImageFormat.SRGB, np.asarray(pil.convert("RGB")))
 
 
-ImageLike = Union[Image, np.ndarray, Any]
+ImageLike = Image | np.ndarray | Any
 
 
 def as_image(obj: ImageLike, copy: bool = True) -> Image:
