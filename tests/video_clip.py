@@ -37,12 +37,16 @@ def write_clip(
     audio: bool = True,
     codec: str = "libx264",
     options: dict[str, str] | None = None,
+    faststart: bool = False,
 ) -> None:
-    """Encodes ``frames`` at ``rate`` fps (x264 ultrafast, CRF 18 by default) plus, if ``audio``, a 440 Hz AAC tone."""
+    """Encodes ``frames`` at ``rate`` fps (x264 ultrafast, CRF 18 by default) plus, if ``audio``, a 440 Hz AAC tone.
+
+    ``faststart`` puts the MP4 index (with the frame count) before the data, so a truncated copy still opens.
+    """
     import av
 
     height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as sink:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else None) as sink:
         video = sink.add_stream(codec, rate=rate, options=options or {"preset": "ultrafast", "crf": "18"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         tone = sink.add_stream("aac", rate=48000) if audio else None

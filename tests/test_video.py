@@ -1,0 +1,183 @@
+"""segkit.video: round trips through the pipelined transcoder with a real VIDEO-mode segmenter, and its failures.
+
+The clips are made in the test from a real photo (tests/video_clip.py). PyAV is the ``video`` extra, which CI
+installs: without it these tests fail (in CI) or skip with the reason (elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions, RunningMode, effects, video
+from tests.conftest import load_rgb, model_path
+from tests.video_clip import pan_zoom_frames, write_clip
+
+if not os.environ.get("CI"):
+    pytest.importorskip("av", reason="PyAV is the optional video extra: pip install 'segkit[video]'")
+import av  # after the skip above, which explains a missing extra outside CI
+
+FRAMES, RATE, WIDTH, HEIGHT = 24, 24, 320, 240
+LOSSLESS = video.VideoOptions(codec="libx264rgb", crf=0, pix_fmt="rgb24")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clips") / "clip.mp4"
+    write_clip(path, pan_zoom_frames(load_rgb("astronaut.png"), FRAMES, WIDTH, HEIGHT), rate=RATE, faststart=True)
+    return path
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], Fraction, int]:
+    """Every frame of a file as RGB, its video frame rate, and its number of audio packets."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = Fraction(stream.average_rate or 0)
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    with av.open(str(path)) as container:
+        audio = sum(1 for p in container.demux(container.streams.audio) if p.size) if container.streams.audio else 0
+    return frames, rate, audio
+
+
+def blur_with_segmenter(segmenter: ImageSegmenter, seen: list[tuple[int, np.ndarray]]) -> video.Process:
+    """The CLI's blur as a ``process`` function, recording each timestamp and output."""
+
+    def process(rgb: np.ndarray, timestamp_ms: int) -> np.ndarray:
+        out = effects.blur_background(rgb, segmenter.segment_for_video(rgb, timestamp_ms))
+        seen.append((timestamp_ms, out))
+        return out
+
+    return process
+
+
+def video_segmenter() -> ImageSegmenter:
+    options = ImageSegmenterOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path("selfie_segmenter.tflite"))),
+        running_mode=RunningMode.VIDEO,
+    )
+    return ImageSegmenter.create_from_options(options)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "partial" in p.name)
+
+
+@pytest.mark.slow
+def test_lossless_round_trip_keeps_frames_timing_size_and_audio(clip: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.mkv"
+    seen: list[tuple[int, np.ndarray]] = []
+    done: list[tuple[int, int | None]] = []
+    with video_segmenter() as segmenter:
+        report = video.transcode(
+            clip, target, blur_with_segmenter(segmenter, seen), options=LOSSLESS,
+            progress=lambda n, total: done.append((n, total)),
+        )  # fmt: skip
+    frames, rate, audio = decode(target)
+    source_frames, source_rate, source_audio = decode(clip)
+    assert report.frames == len(frames) == len(source_frames) == FRAMES
+    assert rate == source_rate == RATE and report.rate == RATE
+    assert frames[0].shape == (HEIGHT, WIDTH, 3) and (report.width, report.height) == (WIDTH, HEIGHT)
+    assert report.audio_copied and audio == source_audio > 0
+    assert [t for t, _ in seen] == [round(i * 1000 / RATE) for i in range(FRAMES)]
+    for (_, expected), got in zip(seen, frames, strict=True):
+        assert (got == expected).all()  # lossless RGB: exactly the library's per-frame effect output
+    assert done[-1] == (FRAMES, FRAMES) and len(done) == FRAMES
+    assert leftovers(tmp_path) == []
+
+
+def test_default_encoder_is_close_to_the_effect_output(clip: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    seen: list[tuple[int, np.ndarray]] = []
+    with video_segmenter() as segmenter:
+        report = video.transcode(clip, target, blur_with_segmenter(segmenter, seen))
+    frames, rate, _ = decode(target)
+    assert report.codec == "libx264" and len(frames) == FRAMES and rate == RATE
+    errors = [np.mean((got.astype(float) - expected) ** 2) for (_, expected), got in zip(seen, frames, strict=True)]
+    worst = 10 * np.log10(255**2 / max(errors))
+    assert worst > 32.0, worst  # PSNR of CRF 21 with 4:2:0 chroma on a detailed 320x240 clip
+
+
+def test_truncated_source_raises_and_keeps_the_old_target(clip: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    data = clip.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"the previous output")
+    with pytest.raises(video.VideoError, match=r"broken\.mp4.*decoded \d+ of the 24 frames"):
+        video.transcode(broken, target, lambda rgb, t: rgb)
+    assert target.read_bytes() == b"the previous output"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError("effect failed"), KeyboardInterrupt()])
+def test_interrupted_run_leaves_no_partial_output(clip: Path, tmp_path: Path, error: BaseException) -> None:
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"old")
+
+    def process(rgb: np.ndarray, timestamp_ms: int) -> np.ndarray:
+        if timestamp_ms > 200:
+            raise error
+        return rgb
+
+    with pytest.raises(type(error)):
+        video.transcode(clip, target, process)
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a video at all" * 100, "cannot open video"), (None, "cannot open video")],
+)
+def test_unreadable_sources(tmp_path: Path, content: bytes | None, message: str) -> None:
+    source = tmp_path / "in.mp4"
+    if content is not None:
+        source.write_bytes(content)
+    with pytest.raises(video.VideoError, match=message):
+        video.transcode(source, tmp_path / "out.mp4", lambda rgb, t: rgb)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_audio_only_file_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "tone.m4a"
+    with av.open(str(source), "w", format="mp4") as sink:
+        stream = sink.add_stream("aac", rate=48000)
+        samples = np.zeros((1, 48000), np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        sink.mux(stream.encode(frame))
+        sink.mux(stream.encode(None))
+    with pytest.raises(video.VideoError, match="no video stream"):
+        video.transcode(source, tmp_path / "out.mp4", lambda rgb, t: rgb)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(lambda rgb: rgb[:10], ValueError), (lambda rgb: rgb.astype(np.float32), TypeError)],
+)
+def test_process_output_is_checked(
+    clip: Path, tmp_path: Path, bad: Callable[[np.ndarray], np.ndarray], error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="process must return"):
+        video.transcode(clip, tmp_path / "out.mp4", lambda rgb, t: bad(rgb))
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_pyav_names_the_pip_command(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # makes `import av` raise ImportError
+    with pytest.raises(video.MissingDependencyError, match=r'pip install "segkit\[video\]"'):
+        video.transcode(clip, tmp_path / "out.mp4", lambda rgb, t: rgb)
+    assert issubclass(video.MissingDependencyError, ImportError)
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="crf"):
+        video.VideoOptions(crf=99)
+    with pytest.raises(ValueError, match="queue_size"):
+        video.VideoOptions(queue_size=0)
