@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README's test command. Installs segkit[test] into .venv, sets up a software Vulkan GPU (Mesa lavapipe) where
-# it can (root and apt), tests the optional tflite-runtime backend in its own venv, then runs the whole suite.
+# it can (root and apt), tests the optional tflite-runtime backend and the legacy selfie_segmentation solution
+# (against mediapipe 0.10.21) in their own venvs, then runs the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -15,6 +16,7 @@ fi
 # The lint and type gates: any finding fails the run before a test starts.
 bash scripts/lint.sh
 bash tests/runtime/run_tflite_extra.sh
+bash tests/solutions/run_legacy_parity.sh
 # LiteRT's GPU accelerator logs "DestroyAccelerator" at interpreter exit, after pytest's summary: drop that noise so
 # the summary stays the last line.
 set +o pipefail

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ TENSOR_SIZES = ((256, 256), (144, 256))
 
 
 @pytest.fixture(scope="module")
-def solutions() -> dict[int, SelfieSegmentation]:
+def solutions() -> Iterator[dict[int, SelfieSegmentation]]:
     made = {m: SelfieSegmentation(model_selection=m) for m in (0, 1)}
     yield made
     for s in made.values():
@@ -61,7 +62,9 @@ def test_tensor_sized_image_equals_the_tasks_segmenter(solutions, selection: int
     )
     with segkit.ImageSegmenter.create_from_options(options) as segmenter:
         for image in images:
-            expected = segmenter.segment(segkit.Image(segkit.ImageFormat.SRGB, image)).confidence_masks[0]
+            masks = segmenter.segment(segkit.Image(segkit.ImageFormat.SRGB, image)).confidence_masks
+            assert masks is not None
+            expected = masks[0]
             got = solutions[selection].process(image).segmentation_mask
             np.testing.assert_array_equal(got, expected.numpy_view()[:, :, 0])
 
