@@ -13,6 +13,8 @@ lavapipe=../shared/gpu/lavapipe.sh
 if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$lavapipe" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     eval "$(bash "$lavapipe")"
 fi
+# Headless Chromium and its driver for the Try-it page tests (tests/serve/test_browser.py).
+bash tests/serve/install_chromium.sh
 # The lint and type gates: any finding fails the run before a test starts.
 bash scripts/lint.sh
 bash tests/runtime/run_tflite_extra.sh
