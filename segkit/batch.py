@@ -92,6 +92,7 @@ _FORMATS = {
 _DEFAULT_STRENGTH = {"blur": 15.0, "recolor": 0.8}
 _TEMP_SUFFIX = ".segkit-part"
 _IN_FLIGHT_PER_WORKER = 2
+_EARLY_DEATHS = 3  # workers dying before any answer this often means they cannot start at all
 _UMASK = os.umask(0o022)  # reading the umask means setting it: put it straight back
 os.umask(_UMASK)
 
@@ -645,6 +646,7 @@ class _Slot:
     process: BaseProcess
     conn: Connection
     held: deque[tuple[int, _Request]] = field(default_factory=deque)
+    answered: int = 0
 
 
 class _Pool:
@@ -656,6 +658,7 @@ class _Pool:
         self._depth = depth
         self._slots: list[_Slot] = []
         self._retry: deque[tuple[int, _Request]] = deque()
+        self._early_deaths = 0
         for _ in range(workers):
             self._slots.append(self._start())
 
@@ -666,8 +669,8 @@ class _Pool:
         child.close()
         return _Slot(process, parent)
 
-    def run(self, requests: Iterator[_Request]) -> Iterator[tuple[int, _Answer]]:
-        """Sends every request (lazily, bounded) and yields (sequence number, answer) as answers arrive."""
+    def run(self, requests: Iterator[_Request]) -> Iterator[tuple[int, _Request, _Answer]]:
+        """Sends every request (lazily, bounded) and yields (sequence number, request, answer) as answers arrive."""
         numbered = enumerate(requests)
         exhausted = False
         while True:
@@ -697,26 +700,31 @@ class _Pool:
                     except StopIteration:
                         return True
                 slot.held.append(item)
-                slot.conn.send(item[1])
+                with contextlib.suppress(OSError):  # it just died: its sentinel reports that next
+                    slot.conn.send(item[1])
         return exhausted
 
-    def _collect(self, slot: _Slot, ready: Sequence[object]) -> Iterator[tuple[int, _Answer]]:
+    def _collect(self, slot: _Slot, ready: Sequence[object]) -> Iterator[tuple[int, _Request, _Answer]]:
         """Answers from one worker; if it died, its oldest request fails and the rest are retried on a new one."""
         try:
             while slot.held and slot.conn in ready and slot.conn.poll():
                 answer = slot.conn.recv()
-                number, _ = slot.held.popleft()
-                yield number, answer
+                number, request = slot.held.popleft()
+                slot.answered += 1
+                yield number, request, answer
         except (EOFError, OSError):
             pass
         if slot.held and not slot.process.is_alive():
             slot.process.join()
-            number, _ = slot.held.popleft()
+            number, request = slot.held.popleft()
             code = slot.process.exitcode
             how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            self._early_deaths += slot.answered == 0
+            if self._early_deaths >= _EARLY_DEATHS:
+                raise SetupError(f"worker processes keep dying before their first answer ({how})")
             self._retry.extend(slot.held)
             self._replace(slot)
-            yield number, _Failure(f"the worker process died ({how})", fatal=False)
+            yield number, request, _Failure(f"the worker process died ({how})", fatal=False)
 
     def _replace(self, slot: _Slot) -> None:
         slot.conn.close()
@@ -802,10 +810,12 @@ def run_files(
         return
     requests = (_FileRequest(job, overwrite) for job in itertools.chain([first], pending))
     with _pool(_threads_per_worker(task, count), count, _IN_FLIGHT_PER_WORKER) as pool:
-        for _, answer in pool.run(requests):
+        for _, request, answer in pool.run(requests):
             if isinstance(answer, _Failure) and answer.fatal:
                 raise SetupError(answer.message)
-            if isinstance(answer, FileOutcome):
+            if isinstance(answer, _Failure) and isinstance(request, _FileRequest):
+                yield FileOutcome(request.job, "failed", answer.message)
+            elif isinstance(answer, FileOutcome):
                 yield answer
 
 
@@ -849,7 +859,7 @@ def _map_in_pool(task: Task, items: Iterator[np.ndarray | Path], workers: int) -
     following = 0
     # One array request in flight per worker: a big request and a big answer can never block each other.
     with _pool(task, workers, 1) as pool:
-        for number, answer in pool.run(_ArrayRequest(item) for item in items):
+        for number, _, answer in pool.run(_ArrayRequest(item) for item in items):
             if isinstance(answer, _Failure):
                 raise (SetupError if answer.fatal else RuntimeError)(answer.message)
             if isinstance(answer, tuple):

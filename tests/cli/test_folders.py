@@ -21,6 +21,7 @@ from tests.cli.conftest import segkit as run
 from tests.conftest import data_file
 
 
+@pytest.mark.slow
 def test_folder_goes_on_past_bad_files(photos: Path, tmp_path: Path) -> None:
     (photos / "trip" / "broken.jpg").write_bytes(b"not a jpeg")
     truncated = (photos / "a.png").read_bytes()
@@ -34,6 +35,7 @@ def test_folder_goes_on_past_bad_files(photos: Path, tmp_path: Path) -> None:
     assert written == ["a.png", "b.jpg", "trip/c.jpg", "trip/d.png"]  # no text file, no hidden file, no partials
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_outputs(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "cut"
     first = run("cutout", photos, "--out", f"{out}/", "-q")
@@ -47,6 +49,7 @@ def test_rerun_skips_finished_outputs(photos: Path, tmp_path: Path) -> None:
     assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())
 
 
+@pytest.mark.slow
 def test_default_output_folder_is_beside_the_input(photos: Path) -> None:
     done = run("segment", photos, "-q")
     assert done.code == 0, done.err
@@ -54,12 +57,14 @@ def test_default_output_folder_is_beside_the_input(photos: Path) -> None:
     assert sorted(files_under(beside)) == ["a.alpha.png", "b.alpha.png", "trip/c.alpha.png", "trip/d.alpha.png"]
 
 
+@pytest.mark.slow
 def test_output_folder_inside_the_input_is_not_walked(photos: Path) -> None:
     assert run("blur", photos, "--out", f"{photos / 'out'}/", "-q").code == 0
     again = run("blur", photos, "--out", f"{photos / 'out'}/")
     assert again.code == 0 and "0 done, 4 skipped" in again.err
 
 
+@pytest.mark.slow
 def test_same_output_name_is_a_failure_not_an_overwrite(tmp_path: Path) -> None:
     folder = tmp_path / "same"
     folder.mkdir()

@@ -26,6 +26,7 @@ def library_result(image: Path, model: str, **options: object) -> tuple[segkit.I
         return segmenter.segment(np.ascontiguousarray(read(image)[:, :, :3])), segmenter.labels
 
 
+@pytest.mark.slow
 def test_blur_then_skip_then_overwrite(portrait: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "blurred.jpg"
     done = run("blur", portrait, "--out", out)
@@ -42,6 +43,7 @@ def test_blur_then_skip_then_overwrite(portrait: Path, tmp_path: Path) -> None:
     assert not (read(out) == blurred).all()
 
 
+@pytest.mark.slow
 def test_outputs_get_normal_permissions(portrait: Path, tmp_path: Path) -> None:
     out = tmp_path / "cut.png"
     assert run("cutout", portrait, "--out", out).code == 0
@@ -58,6 +60,7 @@ def test_cutout_next_to_input_is_the_library_cutout(portrait: Path) -> None:
     assert rgba[128, 128, 3] > 200 and rgba[5, 5, 3] < 50
 
 
+@pytest.mark.slow
 def test_recolor_replace_overlay(portrait: Path, tmp_path: Path) -> None:
     recolored = run("recolor", portrait, "--color", "#2060e0", "--out", tmp_path / "r.png")
     assert recolored.code == 0, recolored.err
@@ -83,6 +86,7 @@ def test_segment_default_is_one_white_subject_alpha(portrait: Path) -> None:
     np.testing.assert_array_equal(alpha, expected)
 
 
+@pytest.mark.slow
 def test_segment_category_is_mediapipes_mask(portrait: Path, tmp_path: Path) -> None:
     done = run("segment", portrait, "--masks", "category", "--out", tmp_path / "cat.png")
     assert done.code == 0, done.err
@@ -92,6 +96,7 @@ def test_segment_category_is_mediapipes_mask(portrait: Path, tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.png", "portrait.png"]  # no duplicate files
 
 
+@pytest.mark.slow
 def test_segment_both_and_chosen_categories(tmp_path: Path) -> None:
     image = tmp_path / "horse.jpg"
     image.write_bytes(data_file("segmentation_input_rotation0.jpg").read_bytes())
@@ -118,11 +123,13 @@ def test_segment_both_and_chosen_categories(tmp_path: Path) -> None:
     assert person[category == 15].mean() > 150 and person[category == 0].mean() < 30
 
 
+@pytest.mark.slow
 def test_segment_several_files_need_a_folder(portrait: Path, tmp_path: Path) -> None:
     done = run("segment", portrait, "--model", "deeplabv3", "--masks", "both", "--out", tmp_path / "m.png")
     assert done.code == 2 and "give --out a folder" in done.err
 
 
+@pytest.mark.slow
 def test_pipe_stdin_to_stdout(portrait: Path, tmp_path: Path) -> None:
     """``cat in.png | segkit cutout - -o - > out.png`` writes what the file-to-file run writes."""
     piped = tmp_path / "piped.png"
@@ -134,6 +141,7 @@ def test_pipe_stdin_to_stdout(portrait: Path, tmp_path: Path) -> None:
     assert read(piped).shape == (256, 256, 4)
 
 
+@pytest.mark.slow
 def test_pipe_keeps_the_input_format_unless_told(tmp_path: Path) -> None:
     photo = small_photo(tmp_path / "p.jpg", "cat.jpg", (200, 120))
     as_jpeg = run("blur", "-", stdin=photo.read_bytes())
@@ -148,6 +156,7 @@ def test_pipe_keeps_the_input_format_unless_told(tmp_path: Path) -> None:
     assert run("blur", "-", "--format", "nope", stdin=photo.read_bytes()).code == 2
 
 
+@pytest.mark.slow
 def test_threads_do_not_change_the_output(portrait: Path, tmp_path: Path) -> None:
     for threads in ("1", "2"):
         done = run("blur", portrait, "--threads", threads, "--out", tmp_path / f"t{threads}.png")
@@ -155,6 +164,7 @@ def test_threads_do_not_change_the_output(portrait: Path, tmp_path: Path) -> Non
     assert (tmp_path / "t1.png").read_bytes() == (tmp_path / "t2.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_legacy_model_runs_with_normalization(tmp_path: Path) -> None:
     image = data_file("segmentation_input_rotation0.jpg")
     legacy = model_path("deeplabv3_without_metadata.tflite")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import segkit
+from segkit.cli import build_parser
 from tests.cli.conftest import segkit as run
 
 
@@ -16,6 +17,7 @@ def test_version_is_the_package_version() -> None:
     assert done.out.decode().strip() == f"segkit {segkit.__version__}"
 
 
+@pytest.mark.slow
 def test_help_lists_commands_and_exit_codes() -> None:
     done = run("--help")
     assert done.code == 0
@@ -25,6 +27,7 @@ def test_help_lists_commands_and_exit_codes() -> None:
     assert "3 missing optional dependency or model unavailable" in text
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2(portrait: Path) -> None:
     assert run().code == 2
     assert run("sharpen", portrait).code == 2
@@ -35,31 +38,43 @@ def test_usage_errors_exit_2(portrait: Path) -> None:
     assert "Traceback" not in missing.err + bad_color.err
 
 
-@pytest.mark.parametrize(
-    ("args", "value"),
-    [
-        (["blur", "--strength", "inf"], "'inf'"),
-        (["blur", "--strength", "1e12"], "'1e12'"),
-        (["blur", "--strength", "nan"], "'nan'"),
-        (["blur", "--strength", "-1"], "'-1'"),
-        (["recolor", "--color", "red", "--strength", "3"], "'3'"),
-        (["overlay", "--alpha", "2"], "'2'"),
-        (["blur", "--threads", "0"], "'0'"),
-        (["blur", "--threads", "100000"], "'100000'"),
-        (["blur", "--workers", "0"], "'0'"),
-        (["blur", "--refine-radius", "1e9"], "'1e9'"),
-        (["blur", "--smooth", "0"], "'0'"),
-        (["blur", "--normalization", "127.5,0"], "'127.5,0'"),
-        (["blur", "--normalization", "inf,1"], "'inf,1'"),
-        (["blur", "--normalization", "127.5"], "'127.5'"),
-    ],
-)
+NUMBERS = [
+    (["blur", "--strength", "inf"], "'inf'"),
+    (["blur", "--strength", "1e12"], "'1e12'"),
+    (["blur", "--strength", "nan"], "'nan'"),
+    (["blur", "--strength", "-1"], "'-1'"),
+    (["recolor", "--color", "red", "--strength", "3"], "'3'"),
+    (["overlay", "--alpha", "2"], "'2'"),
+    (["blur", "--threads", "0"], "'0'"),
+    (["blur", "--threads", "100000"], "'100000'"),
+    (["blur", "--workers", "0"], "'0'"),
+    (["blur", "--refine-radius", "1e9"], "'1e9'"),
+    (["blur", "--smooth", "0"], "'0'"),
+    (["blur", "--normalization", "127.5,0"], "'127.5,0'"),
+    (["blur", "--normalization", "inf,1"], "'inf,1'"),
+    (["blur", "--normalization", "127.5"], "'127.5'"),
+]
+
+
+def test_numbers_are_checked_where_they_enter(capsys: pytest.CaptureFixture[str]) -> None:
+    """The parser itself refuses every out-of-range value (exit 2, the value named): no model is loaded."""
+    parser = build_parser()
+    for args, value in NUMBERS:
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args([args[0], "in.png", *args[1:]])
+        assert stopped.value.code == 2
+        assert value in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "value"), NUMBERS)
 def test_numbers_are_finite_and_bounded(portrait: Path, args: list[str], value: str) -> None:
     done = run(*args[:1], portrait, *args[1:])
     assert done.code == 2, done.err
     assert value in done.err and "Traceback" not in done.err
 
 
+@pytest.mark.slow
 def test_unknown_category_lists_labels(portrait: Path) -> None:
     for bad in ("horse", "²", "7"):
         done = run("blur", portrait, "--model", "hair_segmenter", "--category", bad)
@@ -80,6 +95,7 @@ def test_out_without_extension_is_a_usage_error(portrait: Path, tmp_path: Path) 
     assert not (tmp_path / "noext").exists()
 
 
+@pytest.mark.slow
 def test_out_file_needs_one_input(portrait: Path, photos: Path, tmp_path: Path) -> None:
     for inputs in ([photos], [portrait, portrait.with_name("other.png")]):
         portrait.with_name("other.png").write_bytes(portrait.read_bytes())
@@ -88,6 +104,7 @@ def test_out_file_needs_one_input(portrait: Path, photos: Path, tmp_path: Path) 
     assert not (tmp_path / "one.png").exists()
 
 
+@pytest.mark.slow
 def test_out_folder_rules(portrait: Path, tmp_path: Path) -> None:
     existing = tmp_path / "existing"
     existing.mkdir()
@@ -99,16 +116,19 @@ def test_out_folder_rules(portrait: Path, tmp_path: Path) -> None:
     assert named.code == 0 and (tmp_path / "named.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
+@pytest.mark.slow
 def test_cutout_needs_transparency(portrait: Path, tmp_path: Path) -> None:
     done = run("cutout", portrait, "--out", tmp_path / "cut.jpg")
     assert done.code == 2 and "must be .png, .webp or .tiff" in done.err
 
 
+@pytest.mark.slow
 def test_stdout_takes_one_image(photos: Path) -> None:
     done = run("blur", photos, "--out", "-")
     assert done.code == 2 and "give a folder" in done.err and not done.out
 
 
+@pytest.mark.slow
 def test_download_usage(tmp_path: Path) -> None:
     assert run("download").code == 2
     both = run("download", "selfie_segmenter", "--all")

@@ -1,0 +1,208 @@
+"""segkit.batch, the library API: outputs equal to the library's own calls, the pool equal to one process and in
+order, per-file outcomes, atomic writes, a worker that dies, a model that cannot load."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+import segkit
+from segkit import batch, effects
+from segkit.batch import FileJob, MaskOutput, Task
+from tests.conftest import data_file, load_rgb, model_path
+
+
+def selfie_task(command: batch.Command = "blur", **options: object) -> Task:
+    return Task(model=str(model_path("selfie_segmenter.tflite")), command=command, **options)  # type: ignore[arg-type]
+
+
+def photos(folder: Path, count: int) -> list[Path]:
+    """``count`` small real photos (cycling through the shared ones, each a different size)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("astronaut.png", "cat.jpg", "cats_and_dogs.jpg", "segmentation_input_rotation0.jpg")
+    paths = []
+    for i in range(count):
+        with PILImage.open(data_file(names[i % len(names)])) as im:
+            path = folder / f"p{i:02d}.png"
+            im.convert("RGB").resize((160 + 8 * i, 120 + 4 * i)).save(path)
+            paths.append(path)
+    return paths
+
+
+def test_worker_blur_is_the_library_blur() -> None:
+    rgb = load_rgb("astronaut.png")
+    worker = batch.Worker(selfie_task("blur", strength=9.0))
+    try:
+        (blurred,) = worker.process_array(rgb)
+    finally:
+        worker.close()
+    options = segkit.ImageSegmenterOptions(base_options=segkit.BaseOptions(model_asset_path=task_model()))
+    with segkit.ImageSegmenter.create_from_options(options) as segmenter:
+        alpha = effects.subject_mask(segmenter.segment(rgb), segmenter=segmenter)
+    np.testing.assert_array_equal(blurred, effects.blur_background(rgb, alpha, strength=9.0))
+
+
+def task_model() -> str:
+    return str(model_path("selfie_segmenter.tflite"))
+
+
+def test_segment_outputs_follow_the_task_masks() -> None:
+    rgb = load_rgb("segmentation_input_rotation0.jpg")
+    labels = batch.model_labels(model_path("deeplabv3.tflite"))
+    assert labels[15] == "person" and len(labels) == 21
+    masks = batch.mask_outputs("both", labels, batch.resolve_categories(["person", "13"], labels))
+    assert [m.name for m in masks] == ["category", "confidence_15_person", "confidence_13_horse"]
+    task = Task(model=str(model_path("deeplabv3.tflite")), command="segment", masks=masks)
+    category, person, horse = next(batch.map_images(task, [rgb]))
+    assert category.dtype == np.uint8 and set(np.unique(category).tolist()) == {0, 13, 15}
+    assert person[category == 15].mean() > 150 and horse[category == 13].mean() > 150
+    assert person[category == 13].mean() < 60
+
+
+def test_model_labels_without_metadata_are_channel_numbers() -> None:
+    labels = batch.model_labels(model_path("deeplabv3_without_metadata.tflite"))
+    assert labels == tuple(str(i) for i in range(21))
+
+
+def test_resolve_categories_rejects_what_is_not_a_class() -> None:
+    labels = ("background", "hair")
+    assert batch.resolve_categories(["HAIR", "0", "hair"], labels) == (1, 0)
+    for bad in (["horse"], ["2"], ["²"], ["-1"], []):
+        with pytest.raises(ValueError, match="background, hair"):
+            batch.resolve_categories(bad, labels)
+
+
+def test_task_checks_what_its_command_needs() -> None:
+    with pytest.raises(ValueError, match="command must be one of"):
+        Task(model="m.tflite", command="sharpen")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="background"):
+        Task(model="m.tflite", command="replace")
+    with pytest.raises(ValueError, match="color"):
+        Task(model="m.tflite", command="recolor")
+    assert MaskOutput("confidence", 3).name == "confidence_03"
+
+
+def test_run_files_reports_each_file(tmp_path: Path) -> None:
+    good = photos(tmp_path / "in", 2)
+    bad = tmp_path / "in" / "bad.png"
+    bad.write_bytes(b"\x89PNG garbage")
+    jobs = [FileJob(p, (tmp_path / "out" / p.name,)) for p in (good[0], bad, good[1])]
+    outcomes = list(batch.run_files(selfie_task(), jobs, workers=1))
+    assert [o.status for o in outcomes] == ["done", "failed", "done"]
+    assert "cannot read image" in outcomes[1].error and str(bad) in outcomes[1].error
+    assert outcomes[0].seconds > 0
+    again = list(batch.run_files(selfie_task(), jobs, workers=1))
+    assert [o.status for o in again] == ["skipped", "failed", "skipped"]
+    assert not list((tmp_path / "out").glob(".*")), "no temporary files"
+
+
+def test_atomic_write_keeps_the_old_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), batch.atomic_write(target) as temp:
+        temp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+    batch.write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_remove_partials_only_touches_its_targets_leftovers(tmp_path: Path) -> None:
+    target = tmp_path / "a[1].png"
+    leftovers = [tmp_path / ".a[1].png.x1y2.segkit-part", tmp_path / ".a[1].k3.partial.png"]
+    keep = [tmp_path / ".b.png.x1.segkit-part", tmp_path / "a[1].png"]
+    for path in leftovers + keep:
+        path.write_bytes(b"")
+    batch.remove_partials(target)
+    assert sorted(tmp_path.iterdir()) == sorted(keep)
+
+
+def test_encode_and_decode_round_trip() -> None:
+    rgb = load_rgb("cat.jpg")
+    png = batch.encode_image(rgb, batch.image_format(".png"))
+    np.testing.assert_array_equal(batch.decode_image(png), rgb)
+    assert batch.image_format("JPG") == "JPEG" and batch.image_format(".webp") == "WEBP"
+    with pytest.raises(ValueError, match="unknown image format 'heic'"):
+        batch.image_format("heic")
+    with pytest.raises(ValueError, match="cannot read image standard input"):
+        batch.decode_image(b"nothing")
+
+
+def test_a_model_that_cannot_load_stops_the_run(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model")
+    task = Task(model=str(broken), command="blur")
+    jobs = [FileJob(p, (tmp_path / "out" / p.name,)) for p in photos(tmp_path / "in", 2)]
+    with pytest.raises(batch.SetupError, match="cannot load model"):
+        list(batch.run_files(task, jobs, workers=1))
+
+
+@pytest.mark.slow
+def test_pool_equals_one_process_and_keeps_order(tmp_path: Path) -> None:
+    paths = photos(tmp_path / "in", 7)
+    task = selfie_task("cutout")
+    one = list(batch.map_images(task, paths, workers=1))
+    two = list(batch.map_images(task, paths, workers=2))
+    arrays = list(batch.map_images(task, [batch.decode_image(p) for p in paths], workers=2))
+    assert len(one) == len(two) == len(arrays) == 7
+    for a, b, c, path in zip(one, two, arrays, paths, strict=True):
+        assert a[0].shape[:2] == batch.decode_image(path).shape[:2]  # in input order: each has its input's size
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[0], c[0])
+    jobs = [FileJob(p, (tmp_path / "out" / p.name,)) for p in paths]
+    outcomes = list(batch.run_files(task, iter(jobs), workers=2))
+    assert sorted(str(o.job.source) for o in outcomes) == sorted(map(str, paths))
+    assert {o.status for o in outcomes} == {"done"}
+    for (expected,), job in zip(one, jobs, strict=True):
+        np.testing.assert_array_equal(_rgba(job.targets[0]), expected)
+
+
+def _rgba(path: Path) -> np.ndarray:
+    with PILImage.open(path) as im:
+        return np.asarray(im)
+
+
+@pytest.mark.slow
+def test_pool_errors_and_setup_failures(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="cannot read image"):
+        list(batch.map_images(selfie_task(), [tmp_path / "missing.png"], workers=2))
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model")
+    jobs = [FileJob(p, (tmp_path / "out" / p.name,)) for p in photos(tmp_path / "in", 3)]
+    with pytest.raises(batch.SetupError, match="cannot load model"):
+        list(batch.run_files(Task(model=str(broken), command="blur"), jobs, workers=2))
+    assert not multiprocessing.active_children(), "the workers were stopped"
+
+
+def kill_workers() -> None:
+    """SIGKILL to every worker process of this test process."""
+    for child in multiprocessing.active_children():
+        os.kill(child.pid or 0, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_dead_worker_fails_its_file_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A worker killed from outside (as the OOM killer would) costs the file it held; the rest are retried."""
+    fifo = tmp_path / "in" / "stuck.png"
+    goods = photos(tmp_path / "in", 4)
+    os.mkfifo(fifo)  # opening it blocks forever: its worker hangs until it is killed
+    jobs = [FileJob(p, (tmp_path / "out" / p.name,)) for p in [fifo, *goods]]
+    killer = threading.Timer(8.0, kill_workers)
+    killer.start()
+    try:
+        outcomes = {o.job.source.name: o for o in batch.run_files(selfie_task(), jobs, workers=2)}
+    finally:
+        killer.cancel()
+    assert outcomes["stuck.png"].status == "failed"
+    assert outcomes["stuck.png"].error == "the worker process died (signal 9)"
+    assert all(outcomes[p.name].status == "done" for p in goods)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in goods)
