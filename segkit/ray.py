@@ -1,0 +1,306 @@
+"""segkit on Ray: a callable class for Ray Data's ``Dataset.map_batches``, and the engine behind ``--engine ray``.
+
+:class:`Segment` plugs segkit into Ray Data the way Ray's batch-inference guides do: Ray builds one instance per
+actor (options as constructor kwargs, the model loaded once), then calls it with batches of images as
+``ray.data.read_images`` produces them; it adds mask or effect columns. Ray schedules the actors, retries failed
+tasks, reads and writes the data (local folders, S3, GCS, ...)::
+
+    import ray
+    from segkit.ray import Segment
+
+    ds = ray.data.read_images("s3://bucket/photos/", mode="RGB", include_paths=True)
+    ds = ds.map_batches(
+        Segment,
+        fn_constructor_kwargs={"model": "selfie_segmenter", "effect": "blur", "strength": 20.0},
+        compute=ray.data.ActorPoolStrategy(size=8),  # 8 actors (Ray < 2.51: concurrency=8)
+        num_cpus=1,  # per actor; the segmenter uses that many threads
+        batch_size=16,
+    )
+    ds.drop_columns(["image"]).write_images("s3://bucket/blurred/", column="output", file_format="jpg")
+
+:func:`run_files` is the command line's ``--engine ray``: the same :class:`segkit.batch.FileJob` s as the local
+pool, each processed by :meth:`segkit.batch.Worker.process_file` inside a Ray actor, so the files written are the
+same, bit for bit. Needs the extra: ``pip install "segkit[ray]"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from segkit import batch
+
+try:
+    import ray
+    import ray.data
+except ImportError as _error:  # the message says what to install; the CLI turns it into exit status 3
+    raise ImportError(f'segkit.ray needs Ray Data: pip install "segkit[ray]" ({_error})') from _error
+
+__all__ = ["Effect", "Masks", "Segment", "run_files"]
+
+Effect = Literal["blur", "replace", "cutout", "recolor", "overlay"]
+Masks = Literal["alpha", "category", "confidence", "both"]
+
+# Files per actor call for --engine ray: small, so the progress bar moves and the actors stay evenly loaded.
+_FILES_PER_BATCH = 4
+
+
+class Segment:
+    """A ``Dataset.map_batches`` callable class: segments each image of a batch and adds its mask or effect columns.
+
+    Built once per Ray actor. ``model`` is a registry name (fetched into the node's cache if missing) or a .tflite
+    path readable on every node. With ``effect`` None, it adds one uint8 (H, W) column per mask (``masks``):
+    ``"alpha"`` (the subject, 0..255), ``"category"`` (MediaPipe's category mask), and for ``"confidence"`` one
+    column per class, named ``confidence_<index>_<label>``; ``"both"`` = category and confidence. With an effect it
+    adds ``"output"``: the uint8 image the ``segkit <effect>`` command writes (RGBA for ``cutout``).
+    ``categories`` (label names or indices) picks the subject or the confidence classes; ``strength``,
+    ``background``, ``color``, ``refine``, ``refine_radius``, ``alpha`` and ``legend`` are the effect's options,
+    ``gpu``, ``gpu_fallback`` and ``normalization`` the segmenter's. ``num_threads`` None uses the CPUs Ray
+    assigned to the actor (``num_cpus`` of ``map_batches``).
+
+    The images are read from ``image_column``: uint8 (H, W, 3) arrays, in one (N, H, W, 3) array or an object
+    array of differently sized ones, as ``read_images(..., mode="RGB")`` gives them; gray (H, W) images are
+    replicated to RGB and RGBA images lose their alpha. Every input column is passed through.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "selfie_segmenter",
+        effect: Effect | None = None,
+        *,
+        masks: Masks = "alpha",
+        categories: Sequence[str | int] | None = None,
+        image_column: str = "image",
+        strength: float | None = None,
+        background: str | None = None,
+        color: str | None = None,
+        refine: Literal["none", "feather", "guided"] = "none",
+        refine_radius: int = 4,
+        alpha: float = 0.5,
+        legend: bool = True,
+        num_threads: int | None = None,
+        gpu: bool = False,
+        gpu_fallback: bool = False,
+        normalization: tuple[float, float] | None = None,
+    ) -> None:
+        from segkit import models
+
+        if effect is not None and effect not in batch.COMMANDS[1:]:
+            raise ValueError(f"effect must be None or one of {', '.join(batch.COMMANDS[1:])}, got {effect!r}")
+        path = str(models.resolve(model))
+        labels = batch.model_labels(path)
+        chosen = None if categories is None else batch.resolve_categories([str(c) for c in categories], labels)
+        outputs = batch.mask_outputs(masks, labels, chosen if masks in ("confidence", "both") else None)
+        task = batch.Task(
+            model=path,
+            command=effect or "segment",
+            masks=outputs,
+            categories=chosen,
+            refine=refine,
+            refine_radius=refine_radius,
+            strength=strength,
+            background=background,
+            color=color,
+            alpha=alpha,
+            legend=legend,
+            num_threads=num_threads if num_threads is not None else _assigned_cpus(),
+            gpu=gpu,
+            gpu_fallback=gpu_fallback,
+            normalization=normalization,
+        )
+        self.image_column = image_column
+        self.columns: tuple[str, ...] = ("output",) if effect is not None else tuple(m.name for m in outputs)
+        self._worker = batch.Worker(task)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch with the new columns added (one row per image, in order)."""
+        if self.image_column not in batch:
+            raise KeyError(f"the batch has no column {self.image_column!r} (its columns: {', '.join(batch)})")
+        images = batch[self.image_column]
+        results = [self._worker.process_array(_rgb(image, i)) for i, image in enumerate(images)]
+        added = {name: _column([r[k] for r in results]) for k, name in enumerate(self.columns)}
+        return {**batch, **added}
+
+
+def _assigned_cpus() -> int | None:
+    """The CPUs Ray assigned to the current actor or task (rounded, at least 1); None outside a Ray worker."""
+    if not ray.is_initialized():
+        return None
+    resources = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]  # unannotated in Ray
+    cpus = resources.get("CPU")
+    return max(1, round(cpus)) if cpus else None
+
+
+def _rgb(image: Any, row: int) -> np.ndarray:
+    """One image of a batch as uint8 (H, W, 3); ValueError naming the row and the shape for anything else."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"image {row} must be uint8, got {array.dtype} (read_images gives uint8)")
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return array if array.shape[2] == 3 else np.ascontiguousarray(array[:, :, :3])
+    raise ValueError(f"image {row} has shape {array.shape}, not (H, W, 3): read the images with mode='RGB'")
+
+
+def _column(values: list[np.ndarray]) -> np.ndarray:
+    """Arrays of one shape stacked into one array; differently shaped ones as an object array (Ray's ragged form)."""
+    if values and all(v.shape == values[0].shape for v in values):
+        return np.stack(values)
+    column = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        column[i] = value
+    return column
+
+
+# --- the command line's --engine ray --------------------------------------------------------------------------------
+
+
+class _FileActor:
+    """The Ray actor of :func:`run_files`: one :class:`segkit.batch.Worker` turning file jobs into outcome rows."""
+
+    def __init__(self, task: batch.Task, overwrite: bool) -> None:
+        self._worker = batch.Worker(task)
+        self._overwrite = overwrite
+        self._setup_error = ""
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Processes the batch's jobs; a SetupError (the model cannot load) marks every row fatal."""
+        status: list[str] = []
+        errors: list[str] = []
+        seconds: list[float] = []
+        fatal: list[bool] = []
+        for source, targets in zip(rows["source"], rows["targets"], strict=True):
+            outcome = self._process(batch.FileJob(Path(source), tuple(Path(t) for t in targets)))
+            status.append(outcome.status)
+            errors.append(outcome.error)
+            seconds.append(outcome.seconds)
+            fatal.append(bool(self._setup_error))
+        return {
+            "index": rows["index"],
+            "status": np.array(status),
+            "error": np.array(errors),
+            "seconds": np.array(seconds, dtype=np.float64),
+            "fatal": np.array(fatal),
+        }
+
+    def _process(self, job: batch.FileJob) -> batch.FileOutcome:
+        """One job's outcome; after a SetupError every job fails with its message (the driver stops the run)."""
+        if not self._setup_error:
+            try:
+                return self._worker.process_file(job, overwrite=self._overwrite)
+            except batch.SetupError as e:
+                self._setup_error = str(e) or type(e).__name__
+        return batch.FileOutcome(job, "failed", self._setup_error)
+
+
+@contextmanager
+def _session(address: str | None, cpus: int) -> Iterator[bool]:
+    """Ray for one run: the running one if this process already called ``ray.init``, else a new connection to
+    ``address`` or a local Ray with ``cpus`` CPUs, quiet (no dashboard, no worker logs, errors only), shut down after.
+
+    Yields whether it started a local Ray (then the actors share this machine's cores).
+    """
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address=address,
+            num_cpus=cpus if address is None else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars, context.print_on_execution_start
+    data_logger = logging.getLogger("ray.data")
+    saved_level = data_logger.level
+    context.enable_progress_bars = False  # segkit's own bar shows the outcomes
+    context.print_on_execution_start = False
+    data_logger.setLevel(logging.ERROR)
+    try:
+        yield started and address is None
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved
+        data_logger.setLevel(saved_level)
+        if started:
+            ray.shutdown()
+
+
+def run_files(
+    task: batch.Task,
+    jobs: Iterable[batch.FileJob],
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+) -> Iterator[batch.FileOutcome]:
+    """Runs every job on Ray actors and yields its outcome as it finishes (completion order).
+
+    Each actor holds one :class:`segkit.batch.Worker` (one segmenter) and writes its files itself, atomically, so
+    the outputs equal the local engine's. ``address`` None starts a local Ray with ``workers`` CPUs and as many
+    actors (default: one per core) unless this process already runs Ray; an address (``"auto"``,
+    ``"ray://head:10001"``) joins that cluster, whose nodes must all see the job's paths, with ``workers`` actors
+    (default: grown from one to one per CPU of the cluster). A :class:`segkit.batch.SetupError` (the model cannot be
+    loaded) stops the run; stopping early (Ctrl-C, closing the iterator) removes the partial files of the jobs not
+    finished. The jobs are listed up front (Ray Data needs the whole list): about 200 bytes of driver memory each.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    planned = list(jobs)
+    if not planned:
+        return
+    cpus = workers if workers is not None else batch.default_workers()
+    finished: set[int] = set()
+    try:
+        with _session(address, cpus) as local:
+            actors = cpus if local else workers
+            threads = task.num_threads
+            if threads is None:  # local: share the cores as the local pool does; a cluster: one thread per actor CPU
+                threads = max(1, batch.default_workers() // cpus) if local else 1
+            yield from _run(replace(task, num_threads=threads), planned, actors, overwrite, finished)
+    finally:
+        if len(finished) < len(planned):
+            for index, job in enumerate(planned):
+                if index not in finished:
+                    for target in job.targets:
+                        batch.remove_partials(target)
+
+
+def _run(
+    task: batch.Task, jobs: list[batch.FileJob], actors: int | None, overwrite: bool, finished: set[int]
+) -> Iterator[batch.FileOutcome]:
+    """The dataset of jobs mapped over ``actors`` actors (None: Ray grows the pool to what the cluster's CPUs allow);
+    outcomes rebuilt from the rows that come back."""
+    compute = ray.data.ActorPoolStrategy(min_size=1) if actors is None else ray.data.ActorPoolStrategy(size=actors)
+    items = [
+        {"index": i, "source": str(job.source), "targets": [str(t) for t in job.targets]} for i, job in enumerate(jobs)
+    ]
+    dataset = ray.data.from_items(items).map_batches(
+        _FileActor,
+        fn_constructor_kwargs={"task": task, "overwrite": overwrite},
+        compute=compute,
+        num_cpus=1,
+        batch_size=_FILES_PER_BATCH,
+    )
+    for row in dataset.iter_rows():
+        index = int(row["index"])
+        if row["fatal"]:
+            raise batch.SetupError(str(row["error"]))
+        finished.add(index)
+        yield batch.FileOutcome(jobs[index], _status(row["status"]), str(row["error"]), float(row["seconds"]))
+
+
+def _status(value: object) -> Literal["done", "skipped", "failed"]:
+    """An outcome row's status, checked."""
+    statuses: tuple[Literal["done", "skipped", "failed"], ...] = ("done", "skipped", "failed")
+    for status in statuses:
+        if value == status:
+            return status
+    raise RuntimeError(f"unexpected outcome status {value!r} from a Ray actor")
