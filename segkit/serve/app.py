@@ -483,6 +483,10 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
             _rgba(params.bgc)
         return await process(request, workers, work, check)
 
+    @app.get("/api/remove", summary="rembg's fetch-from-URL variant: not offered (POST the image instead)")
+    async def rembg_remove_url() -> Response:
+        raise ApiError(400, "this server does not fetch images from URLs: POST the image to /api/remove as 'file'")
+
     @app.websocket("/v1/live")
     async def live(websocket: WebSocket) -> None:
         await websocket.accept()

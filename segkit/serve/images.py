@@ -55,8 +55,10 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
         raise ApiError(400, f"{name} is not an image format Pillow recognizes") from None
     except PILImage.DecompressionBombError as e:
         raise ApiError(413, f"{name} is a decompression bomb: {e}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise ApiError(400, f"{name} cannot be decoded: {e}") from None
+    except ApiError:
+        raise
+    except Exception as e:  # Pillow's plugins raise many types on corrupt files (struct.error, IndexError, ...)
+        raise ApiError(400, f"{name} cannot be decoded: {type(e).__name__}: {e}") from None
     return Decoded(pixels, source)
 
 

@@ -309,3 +309,37 @@ def test_binds_to_loopback_by_default(tmp_path):
     finally:
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it: the conventional "terminated" status.
         assert server.stop() in (0, -15)
+
+
+def test_corrupted_images_never_get_5xx(server, photo_640):
+    """Bit flips, overwritten headers and cut files of a real JPEG and PNG: always 200 or a JSON 4xx."""
+    import httpx
+
+    rng = np.random.default_rng(16)
+    originals = [encode(photo_640, "JPEG", quality=80), encode(photo_640[:240, :320], "PNG")]
+    statuses = []
+    with httpx.Client(timeout=60) as http:
+        for original in originals:
+            for _ in range(12):
+                data = bytearray(original)
+                kind = rng.integers(3)
+                if kind == 0:  # random bit flips
+                    for pos in rng.integers(0, len(data), 20):
+                        data[pos] ^= 1 << int(rng.integers(8))
+                elif kind == 1:  # garbage over part of the header
+                    start = int(rng.integers(0, 200))
+                    data[start : start + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+                else:  # cut short
+                    data = data[: int(rng.integers(1, len(data)))]
+                r = http.post(f"{server.url}/v1/blur", content=bytes(data), headers={"content-type": "image/jpeg"})
+                statuses.append(r.status_code)
+                assert r.status_code == 200 or (400 <= r.status_code < 500 and r.json()["detail"]), r.text
+    assert 400 in statuses  # some of them really were broken
+    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+
+
+def test_rembg_url_variant_is_refused_clearly(server):
+    import httpx
+
+    r = httpx.get(f"{server.url}/api/remove", params={"url": "http://127.0.0.1:1/x.png"})
+    assert r.status_code == 400 and "POST" in r.json()["detail"]
