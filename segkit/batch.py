@@ -4,7 +4,8 @@ A :class:`Task` says what to compute (model, command, options); a :class:`FileJo
 which files come out; a :class:`Worker` holds ONE segmenter for a task and turns jobs into :class:`FileOutcome`s.
 :func:`run_files` runs jobs on a pool of worker processes (only paths cross process boundaries: each worker
 decodes, segments, applies the effect and encodes its own files); :func:`map_images` is the library form that
-yields the outputs for paths or arrays in order::
+yields the outputs for paths or arrays in order (workers are spawned processes: with ``workers`` > 1, a script
+needs the usual ``if __name__ == "__main__":`` guard)::
 
     from segkit import batch
 

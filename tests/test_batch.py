@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -206,3 +208,23 @@ def test_a_dead_worker_fails_its_file_and_the_run_goes_on(tmp_path: Path) -> Non
     assert outcomes["stuck.png"].error == "the worker process died (signal 9)"
     assert all(outcomes[p.name].status == "done" for p in goods)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in goods)
+
+
+@pytest.mark.slow
+def test_readme_example_runs_as_a_script(tmp_path: Path) -> None:
+    """The README's ``segkit.batch`` example, saved as a user's script, runs on real photos with its pool."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Batch jobs from Python") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    (tmp_path / "example.py").write_text(code)
+    for path in photos(tmp_path / "photos", 3)[:2]:
+        path.rename(tmp_path / "photos" / path.with_suffix(".jpg").name)
+    for name in ("a.jpg", "b.jpg"):
+        small = PILImage.open(data_file("cat.jpg")).convert("RGB").resize((120, 80))
+        small.save(tmp_path / name)
+    env = dict(os.environ, SEGKIT_MODEL_DIR=str(model_path("selfie_segmenter.tflite").parent))
+    done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p00.jpg", "p01.jpg"]
+    assert done.stdout.count(" done ") == 2 and done.stdout.count("(80, 120, 3)") == 2

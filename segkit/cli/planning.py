@@ -138,6 +138,9 @@ def plan(inputs: Sequence[Path], dest: Destination, naming: Naming) -> Iterator[
     for source in inputs:
         if not source.exists():
             raise UsageError(f"input not found: {source}")
+        problem = naming.problem(source) if source.is_file() else None
+        if problem is not None:
+            raise UsageError(f"{source}: {problem}")
     if dest.kind in ("file", "stdout"):
         return iter([_single(inputs, dest, naming)])
     roots = _folder_roots(inputs, dest, naming)
@@ -179,10 +182,6 @@ def _jobs(inputs: Sequence[Path], roots: dict[Path, Path], naming: Naming, dest:
     for source in inputs:
         if source in roots:
             yield from _walk(source, roots[source], naming, skip)
-            continue
-        problem = naming.problem(source)
-        if problem is not None:
-            yield PlanFailure(source, problem)
             continue
         targets = naming.beside(source) if dest.path is None else naming.under(dest.path, Path(source.name))
         clash = claimed.get(targets[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import time
 from collections.abc import Generator, Iterable, Iterator
@@ -145,6 +146,8 @@ def run_stream(task: Task, source: Path | None, dest: Destination, naming: Namin
         plan([source], dest, naming)  # the single-file checks
     if task.outputs != 1:
         raise UsageError(f"--masks writes {task.outputs} files per image: a pipe carries one; use --masks alpha")
+    if dest.path is None and sys.stdout.isatty():
+        raise UsageError("--out - writes image bytes: redirect standard output to a file or a pipe")
     data = sys.stdin.buffer.read() if source is None else source.read_bytes()
     try:
         rgb = batch.decode_image(data if source is None else source)
@@ -161,10 +164,21 @@ def run_stream(task: Task, source: Path | None, dest: Destination, naming: Namin
         naming.check_file(source or Path("stdin.png"), dest.path)
     encoded = batch.encode_image(output, batch.image_format(suffix), jpeg_quality=task.jpeg_quality)
     if dest.path is None:
-        sys.stdout.buffer.write(encoded)
-        sys.stdout.buffer.flush()
+        return _to_stdout(encoded)
     else:
         batch.write_bytes(dest.path, encoded)
+    return 0
+
+
+def _to_stdout(encoded: bytes) -> int:
+    """Writes an encoded image to standard output; a reader that went away (``| head``) is exit status 1."""
+    try:
+        sys.stdout.buffer.write(encoded)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        print("segkit: error: standard output was closed before the image was written", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -241,7 +255,7 @@ def run_jobs(task: Task, planned: Iterator[Planned], options: RunOptions) -> int
         raise UsageError("no image or video files found in the inputs")
     single = len(head) == 1
     workers = 1 if single else options.workers
-    bar = progress_bar("file", not options.quiet and not single)
+    bar = progress_bar("image", not options.quiet and not single)
     video = single and _is_video(head[0])
     frames = progress_bar("frame", not options.quiet and video, desc=head[0].source.name if video else None)
     outcomes = _engine(task, chain(head, jobs), options, workers, frames)

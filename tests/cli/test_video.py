@@ -1,0 +1,93 @@
+"""Videos through the real console script: a round trip, segment's mask video, a folder mixing videos and images
+on two workers, a corrupt clip, and a missing PyAV (exit 3)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import files_under, small_photo
+from tests.cli.conftest import segkit as run
+from tests.conftest import load_rgb
+from tests.video_clip import pan_zoom_frames, write_clip
+
+pytestmark = pytest.mark.slow
+
+# Loaded by the child at start-up (PYTHONPATH): makes ``import av`` fail as it does where the extra is missing.
+NO_AV = """
+import sys
+class _NoAv:
+    def find_spec(self, name, path=None, target=None):
+        if name == "av" or name.startswith("av."):
+            raise ImportError("No module named 'av'")
+        return None
+sys.meta_path.insert(0, _NoAv())
+"""
+
+
+def clip(path: Path, frames: int = 12, size: tuple[int, int] = (160, 120)) -> Path:
+    """A short pan-and-zoom clip over a real portrait, with audio."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_clip(path, pan_zoom_frames(load_rgb("astronaut.png"), frames, *size), rate=15)
+    return path
+
+
+def probe(path: Path) -> tuple[int, Fraction, tuple[int, int], int]:
+    """(frames decoded, frame rate, (width, height), audio streams) of a video file."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        size = (stream.codec_context.width, stream.codec_context.height)
+        rate, audio = Fraction(stream.average_rate), len(container.streams.audio)
+        count = sum(1 for _ in container.decode(video=0))
+    return count, rate, size, audio
+
+
+def test_blur_video_round_trip(tmp_path: Path) -> None:
+    source = clip(tmp_path / "clip.mp4")
+    done = run("blur", source, "--out", tmp_path / "blurred.mp4", "--smooth", "0.7", "-q")
+    assert done.code == 0, done.err
+    assert probe(tmp_path / "blurred.mp4") == (12, Fraction(15), (160, 120), 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blurred.mp4", "clip.mp4"]  # no partial file
+
+
+def test_segment_video_writes_the_alpha_video(tmp_path: Path) -> None:
+    source = clip(tmp_path / "clip.mp4")
+    done = run("segment", source, "-q")
+    assert done.code == 0, done.err
+    assert probe(tmp_path / "clip.alpha.mp4")[:3] == (12, Fraction(15), (160, 120))
+    several = run("segment", source, "--masks", "both", "--model", "deeplabv3", "--out", tmp_path / "m.mp4")
+    assert several.code == 2 and "give --out a folder" in several.err
+
+
+def test_folder_of_videos_and_images_on_two_workers(tmp_path: Path) -> None:
+    folder = tmp_path / "media"
+    clip(folder / "one.mp4")
+    clip(folder / "sub" / "two.mkv", frames=8)
+    small_photo(folder / "p.png")
+    (folder / "sub" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video")
+    done = run("replace", folder, "-b", "#00b140", "--out", f"{tmp_path / 'out'}/", "--workers", "2")
+    assert done.code == 1
+    assert "broken.mp4" in done.err and "3 done, 0 skipped, 1 failed" in done.err
+    assert sorted(files_under(tmp_path / "out")) == ["one.mp4", "p.png", "sub/two.mkv"]
+    assert probe(tmp_path / "out" / "sub" / "two.mkv")[0] == 8
+
+
+def test_cutout_refuses_video(tmp_path: Path) -> None:
+    source = clip(tmp_path / "clip.mp4", frames=2)
+    done = run("cutout", source)
+    assert done.code == 2 and "green screen" in done.err
+
+
+def test_missing_pyav_is_exit_3(tmp_path: Path) -> None:
+    source = clip(tmp_path / "clip.mp4", frames=2)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(NO_AV)
+    done = run("blur", source, env={"PYTHONPATH": str(tmp_path / "site")})
+    assert done.code == 3, done.err
+    assert 'pip install "segkit[video]"' in done.err and "Traceback" not in done.err
+    images = run("blur", small_photo(tmp_path / "p.png"), env={"PYTHONPATH": str(tmp_path / "site")})
+    assert images.code == 0, images.err  # images never need PyAV
