@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segkit import ImageSegmenter, effects
-from segkit.result import ImageSegmenterResult
+from segkit import ImageSegmenter, ImageSegmenterResult, effects
 from segkit.serve.images import ApiError
 
 DEFAULT_STRENGTH = {"blur": 15.0, "recolor": 0.8}

@@ -48,12 +48,12 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m segkit.serve`` in a subprocess, with its log in a file; ``url`` once ``/healthz`` answers."""
 
-    def __init__(self, args: Sequence[str], log: Path) -> None:
+    def __init__(self, args: Sequence[str], log: Path, program: Sequence[str] = (sys.executable, "-m", "segkit.serve")):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         env = {**os.environ, "SEGKIT_MODEL_DIR": str(model_dir())}
-        command = [sys.executable, "-m", "segkit.serve", "--port", str(self.port), *args]
+        command = [*program, "--port", str(self.port), *args]
         with log.open("wb") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
