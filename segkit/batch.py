@@ -34,7 +34,7 @@ import signal
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -431,7 +431,7 @@ class Worker:
         try:
             return ImageSegmenter.create_from_options(self._options(video))
         except (ValueError, RuntimeError, OSError, TypeError) as e:
-            raise SetupError(f"cannot load model {self.task.model}: {e or type(e).__name__}") from None
+            raise SetupError(f"cannot load model {self.task.model}: {_describe(e)}") from None
 
     def _image_segmenter(self) -> ImageSegmenter:
         if self._segmenter is None:
@@ -787,7 +787,7 @@ def run_files(
     workers: int | None = None,
     overwrite: bool = False,
     video_progress: VideoProgress | None = None,
-) -> Iterator[FileOutcome]:
+) -> Generator[FileOutcome, None, None]:
     """Runs every job and yields its outcome as it finishes (completion order with several workers).
 
     ``workers`` None means one per core; 1 runs in this process. Jobs are read lazily, at most two per worker in
@@ -834,7 +834,7 @@ def _run_here(
 
 def map_images(
     task: Task, images: Iterable[np.ndarray | str | os.PathLike[str]], *, workers: int = 1
-) -> Iterator[tuple[np.ndarray, ...]]:
+) -> Generator[tuple[np.ndarray, ...], None, None]:
     """The task's outputs for each image (a uint8 RGB array or an image file path), in input order.
 
     With ``workers`` > 1 the images are spread over worker processes (arrays are pickled across: pass paths for

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +229,26 @@ def test_readme_example_runs_as_a_script(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p00.jpg", "p01.jpg"]
     assert done.stdout.count(" done ") == 2 and done.stdout.count("(80, 120, 3)") == 2
+
+
+@pytest.mark.slow
+def test_pool_reads_jobs_lazily(tmp_path: Path) -> None:
+    """At most two jobs per worker are in flight: a job source of any length is read as outcomes come back."""
+    sources = photos(tmp_path / "in", 2)
+    pulled = 0
+
+    def endless() -> Iterator[FileJob]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield FileJob(sources[pulled % 2], (tmp_path / "out" / f"{pulled:04d}.png",))
+
+    outcomes = batch.run_files(selfie_task("cutout"), endless(), workers=2)
+    try:
+        for received in range(1, 13):
+            assert next(outcomes).status == "done"
+            assert pulled <= received + 2 * 2 + 1
+    finally:
+        outcomes.close()
+    assert not multiprocessing.active_children(), "closing the iterator stopped the workers"
+    assert not list((tmp_path / "out").glob(".*")), "and removed their partial files"
