@@ -492,7 +492,7 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
         await websocket.accept()
         try:
             params = LiveParams.model_validate(dict(websocket.query_params))
-            workers = server.workers(params.model, "live")
+            workers = server.workers(params.model, params.effect if params.effect in PREFERRED_MODELS else "live")
             names = workers.names
             options = ops.EffectOptions(
                 params.effect,

@@ -124,3 +124,31 @@ def test_bad_parameters_and_session_limit(server):
             with pytest.raises(Exception, match="1013"):
                 third.recv(timeout=10)
     assert wait_sessions(server, 0) == 0
+
+
+def test_each_effect_gets_its_model_and_sessions_leave_no_memory_behind(server, photo_640):
+    """recolor streams through the hair model, overlay through DeepLab; 12 sessions opened and closed in turn
+    (each with its own LIVE_STREAM segmenter) leave the server's memory where the first ones left it."""
+    frame = encode(photo_640, "JPEG", quality=85)
+
+    def session(query: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        with connect(server, query) as ws:
+            ready = json.loads(ws.recv(timeout=30))
+            for i in range(3):
+                ws.send(pack({"timestamp": 100.0 * (i + 1)}, frame))
+            header: dict[str, Any] = {}
+            while header.get("timestamp") != 300.0:
+                header, _ = unpack(ws.recv(timeout=30))
+        assert wait_sessions(server, 0) == 0
+        return ready, header
+
+    assert session("effect=recolor&color=teal")[0]["model"] == "hair_segmenter"
+    assert session("effect=overlay")[0]["model"] == "deeplabv3"
+    for _ in range(2):
+        session("effect=blur")
+    warm = server.rss_mb()
+    for _ in range(10):
+        ready, header = session("effect=blur")
+        assert ready["model"] == "selfie_segmenter" and header["media_type"] == "image/jpeg"
+    grown = server.rss_mb() - warm
+    assert grown < 25, f"RSS grew {grown:.0f} MB over 10 live sessions"
