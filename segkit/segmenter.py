@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -133,6 +135,31 @@ def _mask_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     )
 
 
+_LiveItem = tuple[Image, int, "ImageSegmenter"]  # frame, rotation, and the segmenter it keeps alive while queued
+
+
+def _weak_callbacks(
+    segmenter: ImageSegmenter,
+) -> tuple[Callable[[_LiveItem], ImageSegmenterResult], Callable[[ImageSegmenterResult, _LiveItem, int], None]]:
+    """The LIVE_STREAM worker's process/deliver callbacks, holding the segmenter weakly: an idle worker thread
+    then does not keep a dropped, unclosed segmenter (and its interpreter) alive until the thread times out.
+    Each queued frame holds its segmenter (the item's last element), so frames already submitted are delivered."""
+    ref = weakref.ref(segmenter)
+
+    def process(item: _LiveItem) -> ImageSegmenterResult:
+        owner = ref()
+        if owner is None:
+            raise RuntimeError(_CLOSED)
+        return owner._process_item(item)
+
+    def deliver(result: ImageSegmenterResult, item: _LiveItem, timestamp_ms: int) -> None:
+        owner = ref()
+        if owner is not None:
+            owner._deliver(result, item, timestamp_ms)
+
+    return process, deliver
+
+
 def _log_drop(timestamp_ms: int) -> None:
     _log.debug("live stream frame at timestamp %d ms dropped: the worker was busy", timestamp_ms)
 
@@ -221,9 +248,9 @@ class ImageSegmenter:
         self._close_lock = threading.Lock()  # makes exactly one close() the first
         self._video_lock = threading.Lock()  # VIDEO: accept a timestamp and process its frame as one step
         self._timestamps = modes.TimestampGuard() if mode == RunningMode.VIDEO else None
-        self._worker: modes.LiveStreamWorker | None = None
+        self._worker: modes.LiveStreamWorker[_LiveItem, ImageSegmenterResult] | None = None
         if mode == RunningMode.LIVE_STREAM:
-            self._worker = modes.LiveStreamWorker(self._process_item, self._deliver, on_drop=_log_drop)
+            self._worker = modes.LiveStreamWorker(*_weak_callbacks(self), on_drop=_log_drop)
         self._released = False
         self._closed = False
 
@@ -304,7 +331,7 @@ class ImageSegmenter:
         frame = as_image(image)
         assert self._worker is not None
         try:
-            self._worker.submit((frame, rotation), timestamp_ms)
+            self._worker.submit((frame, rotation, self), timestamp_ms)
         except modes.WorkerClosedError:
             raise RuntimeError(_CLOSED) from None
 
@@ -382,10 +409,10 @@ class ImageSegmenter:
             raise RuntimeError(_CLOSED)
         return rotation
 
-    def _process_item(self, item: tuple[Image, int]) -> ImageSegmenterResult:
-        return self._process(*item)
+    def _process_item(self, item: _LiveItem) -> ImageSegmenterResult:
+        return self._process(item[0], item[1])
 
-    def _deliver(self, result: ImageSegmenterResult, item: tuple[Image, int], timestamp_ms: int) -> None:
+    def _deliver(self, result: ImageSegmenterResult, item: _LiveItem, timestamp_ms: int) -> None:
         callback = self._options.result_callback
         assert callback is not None
         callback(result, item[0], timestamp_ms)

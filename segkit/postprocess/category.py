@@ -30,6 +30,9 @@ _ABS_MARGIN = 1e-37
 _NO_OVERFLOW = 1e38  # below FLT_MAX / 2: no difference of two logits overflows
 # Output columns per block: the granularity at which channels are ruled out.
 BLOCK_COLUMNS = 64
+# At most this many blocks per row: wider outputs (1xN extremes) get wider blocks, so the per-block Python work
+# stays bounded and the cost follows the pixel count (blocks only prune; the mask does not depend on them).
+MAX_BLOCKS = 1024
 
 
 def _align_corners(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,6 +79,17 @@ def _tiles(i0: np.ndarray, i1: np.ndarray, n_out: int, step: int) -> tuple[tuple
     return tuple((a, e, int(i0[a]), int(i1[e - 1]) + 1) for a, e in zip(starts, ends, strict=True))
 
 
+def _distinct_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for non-decreasing ``keys`` (the column pairs grow with the output
+    column) in linear time, without a sort: what keeps very wide outputs in proportion to their pixel count."""
+    new = np.empty(len(keys), bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    inverse = np.cumsum(new, dtype=np.intp)
+    inverse -= 1
+    return keys[new], inverse
+
+
 def category_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: int | None = None) -> CategoryPlan:
     """Build the align-corners tables, the row bands (about ``band_elements`` pixels each, default
     ``segkit._common.BAND_ELEMENTS``; the mask does not depend on it) and the column blocks."""
@@ -83,12 +97,12 @@ def category_plan(in_h: int, in_w: int, out_h: int, out_w: int, band_elements: i
         raise ValueError(f"cannot sample {in_w}x{in_h} logits at {out_w}x{out_h}")
     y0, y1, ty = _align_corners(in_h, out_h)
     x0, x1, tx = _align_corners(in_w, out_w)
-    pairs, pair = np.unique(x0 * in_w + x1, return_inverse=True)
+    pairs, pair = _distinct_sorted(x0 * in_w + x1)
     return CategoryPlan(
         in_h, in_w, out_h, out_w, y0=y0, y1=y1, ty=ty[:, None], x0=x0, tx=tx,
         pair=pair.astype(np.intp), pair_x0=pairs // in_w, pair_x1=pairs % in_w,
         bands=_tiles(y0, y1, out_h, max(1, (band_elements or _common.BAND_ELEMENTS) // out_w)),
-        blocks=_tiles(x0, x1, out_w, BLOCK_COLUMNS),
+        blocks=_tiles(x0, x1, out_w, max(BLOCK_COLUMNS, -(-out_w // MAX_BLOCKS))),
     )  # fmt: skip
 
 

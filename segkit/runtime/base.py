@@ -43,12 +43,15 @@ def default_num_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+MAX_THREADS = 256  # LiteRT starts every thread it is asked for (1e5 of them crashed it)
+
+
 def check_num_threads(num_threads: int | None) -> int:
     """Validates a thread count; None means all cores."""
     if num_threads is None:
         return default_num_threads()
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
+        raise ValueError(f"num_threads must be an int in 1..{MAX_THREADS} or None (every core), got {num_threads!r}")
     return num_threads
 
 

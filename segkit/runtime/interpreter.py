@@ -62,16 +62,20 @@ class InterpreterRuntime:
         try:
             self._interpreter = interpreter_class(model_content=model, num_threads=num_threads)
         except (RuntimeError, ValueError) as e:
-            raise ValueError(f"{backend} could not load the model: {e}".strip()) from e
+            raise ValueError(f"{backend} could not load the model: {str(e).strip() or type(e).__name__}") from e
         try:
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
-            raise RuntimeError(f"{backend} could not prepare the model: {e}".strip()) from e
+            raise RuntimeError(
+                f"{backend} could not prepare the model: {str(e).strip() or type(e).__name__}"
+            ) from e
         try:
             inputs = self._interpreter.get_input_details()
             outputs = self._interpreter.get_output_details()
         except ValueError as e:
-            raise ValueError(f"{backend} could not read the model's tensors: {e}") from e
+            raise ValueError(
+                f"{backend} could not read the model's tensors: {str(e).strip() or type(e).__name__}"
+            ) from e
         if len(inputs) != 1:
             raise ValueError(f"a segmentation model has exactly one input tensor; this one has {len(inputs)}")
         self.input_spec = _spec(inputs[0])

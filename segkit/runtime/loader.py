@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +19,27 @@ _MODULES = {"litert": "ai_edge_litert", "tflite": "tflite_runtime"}
 _PACKAGES = {"litert": "ai-edge-litert", "tflite": "tflite-runtime (pip install 'segkit[tflite]')"}
 
 
+MAX_MODEL_BYTES = 1 << 30  # model files above 1 GiB are refused (no segmentation model is near it)
+
+
 def read_model_file(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of a model file; a missing file raises MediaPipe's FileNotFoundError text."""
+    """The bytes of a model file; a missing file raises MediaPipe's FileNotFoundError text, and anything but a
+    regular file of at most MAX_MODEL_BYTES (a device such as /dev/zero, a FIFO, a folder) raises ValueError."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError(f"model file {os.fspath(path)} is not a regular file")
+            if st.st_size > MAX_MODEL_BYTES:
+                raise ValueError(f"model file {os.fspath(path)} has {st.st_size} bytes, above {MAX_MODEL_BYTES}")
+            data = f.read(MAX_MODEL_BYTES + 1)
     except FileNotFoundError:
         raise FileNotFoundError(f"Unable to open file at {os.fspath(path)}") from None
+    except IsADirectoryError:
+        raise ValueError(f"model file {os.fspath(path)} is not a regular file") from None
+    if len(data) > MAX_MODEL_BYTES:
+        raise ValueError(f"model file {os.fspath(path)} grew above {MAX_MODEL_BYTES} bytes while being read")
+    return data
 
 
 def _litert_interpreter() -> Callable[..., Any]:

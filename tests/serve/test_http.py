@@ -291,6 +291,9 @@ def test_command_line_errors(tmp_path):
         port = taken.getsockname()[1]
         busy = _serve("--models", "selfie_segmenter", "--port", str(port))
     assert busy.returncode == 1 and "cannot listen" in busy.stderr
+    blocked = "import sys; sys.modules['fastapi'] = None; from segkit.serve import main; sys.exit(main([]))"
+    no_extra = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60)
+    assert no_extra.returncode == 3 and "pip install 'segkit[serve]'" in no_extra.stderr
     console = REPO / ".venv" / "bin" / "segkit"
     script = [str(console)] if console.exists() else [sys.executable, "-m", "segkit"]
     shown = subprocess.run([*script, "serve", "--help"], capture_output=True, text=True, timeout=60)
