@@ -40,7 +40,7 @@ ResultT = TypeVar("ResultT")
 def _mode_key(mode: Any) -> str:
     """The string value of a running mode given as an enum member (any enum with these values) or a string."""
     key = mode.value if isinstance(mode, enum.Enum) else mode
-    if key not in _MODE_NAMES:
+    if not isinstance(key, str) or key not in _MODE_NAMES:
         raise ValueError(f"Unknown running mode: {mode!r}")
     return key
 

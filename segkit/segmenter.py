@@ -7,6 +7,7 @@ math lives in the stages.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -79,6 +80,8 @@ def _input_spec(info: metadata.ModelInfo, options: ImageSegmenterOptions) -> pre
     mean = std = None
     if tensor.dtype == "float32" or channels == 4:
         mean, std = _normalization(info, options)
+    # MediaPipe has no "hair model" flag: its legacy 4-channel path recognises the hair model by its second label
+    # and feeds it a zero alpha channel (where the previous mask would go); so does segkit.
     hair = len(info.labels) == 2 and info.labels[1] == "hair"
     return preprocess.InputSpec(
         height=height, width=width, channels=channels, dtype=tensor.dtype, mean=mean, std=std, zero_alpha=hair
@@ -86,11 +89,17 @@ def _input_spec(info: metadata.ModelInfo, options: ImageSegmenterOptions) -> pre
 
 
 def _normalization(info: metadata.ModelInfo, options: ImageSegmenterOptions) -> tuple[float, float]:
-    """(mean, std) from the metadata's NormalizationOptions, or the explicit override in the options."""
+    """(mean, std) from the metadata's NormalizationOptions, or the explicit override in the options.
+
+    The zero-std check is ``InputSpec``'s (MediaPipe's RuntimeError and text)."""
+    values_mean: tuple[float, ...]
+    values_std: tuple[float, ...]
     if options.normalization is not None:
         mean, std = (float(v) for v in options.normalization)
         values_mean, values_std = (mean,), (std,)
     elif info.normalization is None:
+        # FileNotFoundError, not ValueError: MediaPipe reports the missing metadata as kNotFound, which its Python
+        # wrapper raises as FileNotFoundError; code catching MediaPipe's exception keeps working.
         raise FileNotFoundError(_NEED_NORMALIZATION)
     else:
         values_mean, values_std = info.normalization.mean, info.normalization.std
@@ -100,11 +109,6 @@ def _normalization(info: metadata.ModelInfo, options: ImageSegmenterOptions) -> 
         )
     if len(set(values_mean)) > 1 or len(set(values_std)) > 1:
         raise NotImplementedError("Per-channel image normalization is not available.")
-    if abs(values_std[0]) < np.finfo(np.float32).eps:
-        raise RuntimeError(
-            "NormalizationOptions.std_values can't be 0. Please check if the tensor metadata has been populated "
-            "correctly."
-        )
     return values_mean[0], values_std[0]
 
 
@@ -209,12 +213,12 @@ class ImageSegmenter:
         self._closed = True
         self._released = True
         self._options = options
-        model = _load_model(options.base_options)
+        content = _load_model(options.base_options)
         try:
-            parsed = metadata.verify_model(model)
+            model = runtime.verify(content)  # the one walk of the file: metadata and runtime reuse it
         except ValueError as exc:
             raise ValueError(f"The model is not a valid Flatbuffer buffer: {exc}") from exc
-        info = metadata.read_model_info(model, parsed)
+        info = metadata.read_model_info(model.content, model.structure)
         spec = _input_spec(info, options)
         if not 1 <= len(info.outputs) <= 2:
             raise ValueError(f"Expect input tensor vector of size 1 or 2, but size={len(info.outputs)}")
@@ -353,10 +357,8 @@ class ImageSegmenter:
     def __del__(self) -> None:
         # Never raises, never waits long. The worker thread holds a reference to this object while it runs, so
         # by the time the collector gets here the thread has nothing left to do (the timeout is only a guard).
-        try:
+        with contextlib.suppress(BaseException):
             self._shutdown(drain=False, timeout=1.0, raise_errors=False)
-        except BaseException:
-            pass
 
     def _shutdown(self, drain: bool, timeout: float | None, raise_errors: bool = True) -> None:
         close_lock = getattr(self, "_close_lock", None)
@@ -429,7 +431,7 @@ class ImageSegmenter:
         """Stores the mask as the next frame's alpha, in buffers reused while the frame size holds."""
         shape = mask.shape[:2]
         if self._feedback_rgba is None or self._feedback_rgba.shape[:2] != shape:
-            self._feedback_rgba = np.empty(shape + (4,), np.uint8)
+            self._feedback_rgba = np.empty((*shape, 4), np.uint8)
             self._feedback_tmp = np.empty(shape, np.float32)
         postprocess.to_alpha(mask.reshape(shape), out=self._feedback_rgba[:, :, 3], scratch=self._feedback_tmp)
         self._has_previous = True
@@ -438,6 +440,8 @@ class ImageSegmenter:
         """One image through the stages, under the lock that guards the shared buffers and interpreter."""
         opts = self._options
         width, height = image.width, image.height
+        # Only 3-channel models rotate their input (MediaPipe's 4-channel path ignores the rotation), so only
+        # their masks are in the rotated frame and can be returned upright.
         if opts.output_upright and rotation % 180 != 0 and self._spec.channels == 3:
             width, height = height, width
         pixels = preprocess.to_pixels(image.numpy_view(), image.image_format, self._spec.channels)
@@ -446,10 +450,7 @@ class ImageSegmenter:
             if self._released or pre is None:
                 raise RuntimeError(_CLOSED)
             feedback = self._feedback_pixels(pixels) if self._feedback else None
-            feed = feedback is not None
-            if feed:
-                pixels = feedback
-            tensor = pre(pixels, rotation, keep_alpha=feed)
+            tensor = pre(feedback, rotation, keep_alpha=True) if feedback is not None else pre(pixels, rotation)
             logits = self._runtime.run(tensor)[-1]
             if self._quantization is not None:
                 logits = postprocess.dequantize(logits, *self._quantization)

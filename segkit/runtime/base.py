@@ -1,12 +1,32 @@
-"""The runtime contract: tensor specs and the protocol every backend implements."""
+"""The runtime contract: verified model bytes, tensor specs and the protocol every backend implements."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from segkit._common import available_cores
+from segkit.metadata.tflite import TFLiteModel, verify_model
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """Model bytes that passed ``verify_model``, with the structure that walk read (tensors, custom ops).
+
+    Made by ``verify``: a backend only ever hands these bytes to an interpreter, so no unverified bytes reach
+    one, and a caller that also needs the metadata passes ``structure`` to ``read_model_info`` instead of walking
+    the file again."""
+
+    content: bytes
+    structure: TFLiteModel
+
+
+def verify(model: bytes | bytearray | memoryview) -> VerifiedModel:
+    """``model`` checked as a sane TFLite flatbuffer (ValueError naming the problem otherwise), walked once."""
+    content = bytes(model)
+    return VerifiedModel(content, verify_model(content))
 
 
 @dataclass(frozen=True)
@@ -36,20 +56,13 @@ class Runtime(Protocol):
         ...
 
 
-def default_num_threads() -> int:
-    """All cores this process may use (affinity-aware, so `taskset` is honoured), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
 MAX_THREADS = 256  # LiteRT starts every thread it is asked for (1e5 of them crashed it)
 
 
 def check_num_threads(num_threads: int | None) -> int:
-    """Validates a thread count; None means all cores."""
+    """Validates a thread count; None means all cores this process may use."""
     if num_threads is None:
-        return default_num_threads()
+        return available_cores()
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
         raise ValueError(f"num_threads must be an int in 1..{MAX_THREADS} or None (every core), got {num_threads!r}")
     return num_threads

@@ -1,8 +1,11 @@
 """The LiteRT GPU backend: `CompiledModel` with `HardwareAccelerator.GPU` (LiteRT's WebGPU accelerator over Vulkan).
 
-LiteRT reports why a GPU cannot start only on the C-level stderr (the Python exception text is empty of reasons),
-so creation runs with fd 2 redirected to a temporary file; the captured text is parsed into a `GpuUnavailableError`
-that says why and how to fix it, and carries the raw text. Nothing of it reaches the console.
+LiteRT reports why a GPU cannot start only in its native log (the Python exception text is empty of reasons), so
+creation runs inside `native_log.capture`; the captured text is parsed into a `GpuUnavailableError` that says why
+and how to fix it, and carries the relevant lines. On success the start-up log goes to the `segkit` logger (debug)
+and to the console only as far as `SEGKIT_LOG_LEVEL` shows it. Each runtime owns its LiteRT environment and
+closes it in `close()` (inside a capture too), so the `DestroyAccelerator` lines LiteRT prints then stay quiet;
+runtimes still open at interpreter exit are closed by an `atexit` hook for the same reason.
 
 Not every op accelerated (`is_fully_accelerated()` false): LiteRT runs the rest on the CPU. segkit logs one warning
 naming the model and keeps going (the runtime's `fully_accelerated` is False); `strict=True` makes it an error.
@@ -10,44 +13,42 @@ naming the model and keeps going (the runtime's `fully_accelerated` is False); `
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import ctypes
 import logging
 import os
 import re
-import sys
-import tempfile
 import threading
-from collections.abc import Iterator
+import weakref
 from typing import Any
 
 import numpy as np
 
-from segkit.runtime.base import TensorSpec, check_input
+from segkit.runtime import native_log
+from segkit.runtime.base import TensorSpec, VerifiedModel, check_input
 
 _LOG = logging.getLogger("segkit")
 PRECISIONS = ("fp16", "fp32")
-# fd 2 is process-wide: one redirection at a time.
-_STDERR_LOCK = threading.Lock()
 # LiteRT prints the Vulkan details only on the first failed adapter search of a process; later ones just say
 # "No adapters found". The first specific cause is kept to explain those.
 _first_adapter_cause: tuple[str, str] | None = None
+# Runtimes not yet closed, closed at interpreter exit inside a capture (see the module docstring).
+_OPEN: weakref.WeakSet[GpuRuntime] = weakref.WeakSet()
+_started = False  # whether a GPU environment was created in this process (its global one logs at exit)
 
 _FIX_VULKAN = (
-    "install a Vulkan loader and driver (Debian/Ubuntu: `apt-get install libvulkan1 mesa-vulkan-drivers`, "
-    "or your GPU vendor's driver); on a machine without a GPU, `source <(bash shared/gpu/lavapipe.sh)` sets up "
-    "a software Vulkan GPU (Mesa 25 lavapipe)"
+    "install a Vulkan loader and driver (Debian/Ubuntu: `apt-get install libvulkan1 mesa-vulkan-drivers`, or your "
+    "GPU vendor's driver); on a machine without a GPU, Mesa's software driver lavapipe (Mesa >= 25) works, with "
+    "VK_DRIVER_FILES pointing at its lvp_icd JSON file"
 )
 _FIX_CPU = (
     "or run on the CPU with BaseOptions(delegate=BaseOptions.Delegate.CPU), or let segkit fall back to the CPU "
     "with a warning with BaseOptions(gpu_fallback=True)"
 )
-# Harmless lines of LiteRT's start-up log, left out of error messages.
-_NOISE = ("libLiteRtCompilerPlugin", "compiler_plugin.cc", "npu_registry", "XDG_RUNTIME_DIR", "before InitGoogle")
 
 
 class GpuUnavailableError(RuntimeError):
-    """The GPU accelerator could not start; `reason` is the diagnosed cause, `log` LiteRT's stderr text."""
+    """The GPU accelerator could not start; `reason` is the diagnosed cause, `log` LiteRT's relevant log lines."""
 
     def __init__(self, reason: str, fix: str, log: str) -> None:
         self.reason = reason
@@ -59,53 +60,10 @@ class GpuUnavailableError(RuntimeError):
         super().__init__(message)
 
 
-class _Captured:
-    """Holds what was written to fd 2 inside `_capture_stderr`, once the block has ended."""
-
-    text: str = ""
-
-
-def _flush_all() -> None:
-    """Flushes Python's and C stdio's stderr buffers, so a redirection of fd 2 splits the text at the right place."""
-    with contextlib.suppress(Exception):
-        sys.stderr.flush()
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None).fflush(None)
-
-
-@contextlib.contextmanager
-def _capture_stderr() -> Iterator[_Captured]:
-    """Redirects the process's fd 2 to a temporary file for the block (C libraries included)."""
-    captured = _Captured()
-    with _STDERR_LOCK:
-        try:
-            saved = os.dup(2)
-        except OSError:
-            yield captured
-            return
-        with tempfile.TemporaryFile() as tmp:
-            _flush_all()
-            os.dup2(tmp.fileno(), 2)
-            try:
-                yield captured
-            finally:
-                _flush_all()
-                os.dup2(saved, 2)
-                os.close(saved)
-                tmp.seek(0)
-                captured.text = tmp.read().decode("utf-8", errors="replace")
-
-
 def _relevant_log(text: str) -> str:
-    """LiteRT's stderr without INFO lines and harmless noise (vendor plugins, XDG_RUNTIME_DIR, glog's banner)."""
-    keep = []
-    for line in text.splitlines():
-        if line.startswith("INFO") or re.match(r"I\d{4} ", line) or not line.strip():
-            continue
-        if any(noise in line for noise in _NOISE):
-            continue
-        keep.append(line)
-    return "\n".join(keep[-40:])
+    """LiteRT's log without informational lines and harmless noise (vendor plugins, XDG_RUNTIME_DIR, glog's
+    banner): its last 40 warnings and errors."""
+    return "\n".join(native_log.shown(text, logging.WARNING).splitlines()[-40:])
 
 
 def diagnose(log: str, error: str) -> tuple[str, str]:
@@ -118,7 +76,7 @@ def diagnose(log: str, error: str) -> tuple[str, str]:
         cause = (
             "the Vulkan driver is too old: LiteRT's WebGPU backend (Dawn) needs shaderUniform*ArrayDynamicIndexing, "
             "which e.g. Debian 12's lavapipe (Mesa 22.3) lacks",
-            "upgrade the Vulkan driver (Mesa >= 25 works), e.g. `source <(bash shared/gpu/lavapipe.sh)`",
+            "upgrade the Vulkan driver: Mesa >= 25 works (its `mesa-vulkan-drivers` package, lavapipe included)",
         )
     elif "Found no drivers" in log or "VK_ERROR_INCOMPATIBLE_DRIVER" in log or "Failed to open JSON file" in log:
         where = os.environ.get("VK_DRIVER_FILES") or os.environ.get("VK_ICD_FILENAMES")
@@ -147,12 +105,9 @@ def diagnose(log: str, error: str) -> tuple[str, str]:
     return (f"LiteRT failed to compile the model for the GPU ({detail})", _FIX_VULKAN)
 
 
-def _model_facts(model: bytes) -> tuple[str, dict[str, tuple[float, int] | None]]:
-    """The metadata name of the model and each tensor's (scale, zero_point) by name, which CompiledModel omits."""
-    from segkit.metadata import read_model_info
-
-    info = read_model_info(model)
-    return info.name or "unnamed model", {t.name: t.quantization for t in (*info.inputs, *info.outputs)}
+def _quantization(model: VerifiedModel) -> dict[str, tuple[float, int] | None]:
+    """Each tensor's (scale, zero_point) by name, which CompiledModel omits, from the verified structure."""
+    return {t.name: t.quantization for t in model.structure.subgraphs[0].tensors}
 
 
 def _specs(details: dict[str, dict[str, Any]], quant: dict[str, tuple[float, int] | None]) -> tuple[TensorSpec, ...]:
@@ -174,8 +129,16 @@ class GpuRuntime:
     accelerator = "gpu"
     backend = "ai-edge-litert"
 
-    def __init__(self, compiled: Any, inputs: list[Any], outputs: list[Any], precision: str, model: bytes) -> None:
-        name, quant = _model_facts(model)
+    def __init__(
+        self,
+        compiled: Any,
+        environment: Any,
+        buffers: tuple[list[Any], list[Any]],
+        precision: str,
+        model: VerifiedModel,
+    ) -> None:
+        inputs, outputs = buffers
+        quant = _quantization(model)
         signature = next(iter(compiled.get_signature_list()))
         in_specs = _specs(compiled.get_input_tensor_details(signature), quant)
         if len(in_specs) != 1 or len(inputs) != 1:
@@ -184,11 +147,13 @@ class GpuRuntime:
         self.output_specs = _specs(compiled.get_output_tensor_details(signature), quant)
         self.precision = precision
         outs = ", ".join(f"{o.name} {o.shape}" for o in self.output_specs)
-        self.model_label = f"{name!r} ({self.input_spec.name} {self.input_spec.shape} -> {outs}; {len(model)} bytes)"
+        self.model_label = f"{self.input_spec.name} {self.input_spec.shape} -> {outs} ({len(model.content)} bytes)"
         self.fully_accelerated = bool(compiled.is_fully_accelerated())
-        self._compiled = compiled
-        self._in = inputs[0]
-        self._out_buffers = outputs
+        # LiteRT's objects (untyped); None once closed
+        self._compiled: Any = compiled
+        self._environment: Any = environment
+        self._in: Any = inputs[0]
+        self._out_buffers: list[Any] = outputs
         self._outputs = [np.empty(s.shape, s.dtype) for s in self.output_specs]
         self._lock = threading.Lock()
 
@@ -201,24 +166,25 @@ class GpuRuntime:
             try:
                 self._in.write(tensor)
                 self._compiled.run_by_index(0, [self._in], self._out_buffers)
-                for out, buf in zip(self._outputs, self._out_buffers):
+                for out, buf in zip(self._outputs, self._out_buffers, strict=True):
                     np.copyto(out, buf.read(out.size, out.dtype).reshape(out.shape))
             except RuntimeError as e:
                 raise RuntimeError(f"the GPU run failed (LiteRT's reason is on stderr): {e}".strip()) from e
         return list(self._outputs)
 
     def close(self) -> None:
-        """Frees the tensor buffers and the compiled model; safe to call twice."""
+        """Frees the tensor buffers, the compiled model and its LiteRT environment; safe to call twice."""
         with self._lock:
             if self._compiled is None:
                 return
-            with _capture_stderr() as captured:
+            _OPEN.discard(self)
+            with native_log.quiet() as captured:
                 for buf in (self._in, *self._out_buffers):
                     with contextlib.suppress(Exception):
                         buf.destroy()
                 self._compiled.close()
-                self._compiled = None
-                self._in = None
+                self._environment.close()
+                self._compiled = self._environment = self._in = None
                 self._out_buffers = []
         _LOG.debug("LiteRT GPU shut-down log:\n%s", captured.text)
 
@@ -226,13 +192,33 @@ class GpuRuntime:
         return f"<GpuRuntime {self.precision} input={self.input_spec.shape} fully_accelerated={self.fully_accelerated}>"
 
 
-def open_gpu_runtime(model: bytes, *, precision: str = "fp16", strict: bool = False) -> GpuRuntime:
-    """Compiles verified `model` bytes for the GPU with fp16 (default, like MediaPipe) or fp32 math; raises
+def _litert_dir() -> str:
+    """Where ai-edge-litert's native libraries are (what its default environment is created with)."""
+    import ai_edge_litert
+
+    package: str = ai_edge_litert.__file__
+    return os.path.dirname(os.path.abspath(package))
+
+
+@atexit.register
+def _close_open_runtimes() -> None:
+    """Close the runtimes still open at interpreter exit, so their environments go quietly (see the docstring);
+    LiteRT's process-wide GPU environment is destroyed after this hook, so fd 2 is filtered from here on."""
+    for runtime in list(_OPEN):
+        with contextlib.suppress(Exception):
+            runtime.close()
+    if _started:
+        native_log.filter_stderr_until_exit()
+
+
+def open_gpu_runtime(model: VerifiedModel, *, precision: str = "fp16", strict: bool = False) -> GpuRuntime:
+    """Compiles a verified model for the GPU with fp16 (default, like MediaPipe) or fp32 math; raises
     `GpuUnavailableError` saying why and how to fix it when no GPU can start (or, with `strict`, not every op runs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"gpu_precision must be one of {PRECISIONS}, got {precision!r}")
     try:
         from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.environment import Environment, EnvironmentOptions
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
         from ai_edge_litert.options import GpuOptions, Options
     except ImportError as e:
@@ -245,28 +231,37 @@ def open_gpu_runtime(model: bytes, *, precision: str = "fp16", strict: bool = Fa
         hardware_accelerators=HardwareAccelerator.GPU,
         gpu_options=GpuOptions(enforce_f32=precision == "fp32"),
     )
-    compiled = None
+    compiled = environment = None
     runtime: GpuRuntime | None = None
     error: Exception | None = None
-    with _capture_stderr() as captured:
+    global _started
+    _started = True
+    with native_log.capture() as captured:
         try:
-            compiled = CompiledModel.from_buffer(model, options=options)
-            inputs = compiled.create_input_buffers(0)
-            outputs = compiled.create_output_buffers(0)
-            runtime = GpuRuntime(compiled, inputs, outputs, precision, model)
+            # the runtime's own environment (LiteRT's default one would live until interpreter exit)
+            environment = Environment.create(options=EnvironmentOptions(runtime_path=_litert_dir()))
+            compiled = CompiledModel.from_buffer(model.content, options=options, environment=environment)
+            buffers = (compiled.create_input_buffers(0), compiled.create_output_buffers(0))
+            runtime = GpuRuntime(compiled, environment, buffers, precision, model)
             # The first buffer write of a process sets up LiteRT's host environment, with more log noise.
             runtime._in.write(np.zeros(runtime.input_spec.shape, runtime.input_spec.dtype))
         except (RuntimeError, ValueError) as e:
             error = e
+        finally:
+            if runtime is None or error is not None:  # inside the capture: closing an environment logs too
+                if compiled is not None:
+                    compiled.close()
+                if environment is not None:
+                    environment.close()
     if runtime is None or error is not None:
-        if compiled is not None:
-            compiled.close()
         if isinstance(error, ValueError):
             raise error
         log = _relevant_log(captured.text)
         reason, fix = diagnose(log, str(error or ""))
         raise GpuUnavailableError(reason, fix, log) from error
     _LOG.debug("LiteRT GPU start-up log:\n%s", captured.text)
+    native_log.write_back(captured)
+    _OPEN.add(runtime)
     if not runtime.fully_accelerated:
         message = (
             f"the GPU accelerator does not run every op of model {runtime.model_label}: "

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from segkit.runtime.base import TensorSpec, check_input
+from segkit.runtime import native_log
+from segkit.runtime.base import TensorSpec, VerifiedModel, check_input
 
 
 def _spec(detail: dict[str, Any]) -> TensorSpec:
@@ -56,19 +57,24 @@ class InterpreterRuntime:
 
     accelerator = "cpu"
 
-    def __init__(self, interpreter_class: Callable[..., Any], model: bytes, num_threads: int, backend: str) -> None:
+    def __init__(
+        self, interpreter_class: Callable[..., Any], model: VerifiedModel, num_threads: int, backend: str
+    ) -> None:
         self.backend = backend
         self.num_threads = num_threads
-        try:
-            self._interpreter = interpreter_class(model_content=model, num_threads=num_threads)
-        except (RuntimeError, ValueError) as e:
-            raise ValueError(f"{backend} could not load the model: {str(e).strip() or type(e).__name__}") from e
-        try:
-            self._interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as e:
-            raise RuntimeError(
-                f"{backend} could not prepare the model: {str(e).strip() or type(e).__name__}"
-            ) from e
+        # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from native code here: shown only
+        # when SEGKIT_LOG_LEVEL asks for it (warnings and errors always are).
+        with native_log.quiet():
+            try:
+                self._interpreter = interpreter_class(model_content=model.content, num_threads=num_threads)
+            except (RuntimeError, ValueError) as e:
+                raise ValueError(f"{backend} could not load the model: {str(e).strip() or type(e).__name__}") from e
+            try:
+                self._interpreter.allocate_tensors()
+            except (RuntimeError, ValueError) as e:
+                raise RuntimeError(
+                    f"{backend} could not prepare the model: {str(e).strip() or type(e).__name__}"
+                ) from e
         try:
             inputs = self._interpreter.get_input_details()
             outputs = self._interpreter.get_output_details()
@@ -92,7 +98,7 @@ class InterpreterRuntime:
     def _windows(self, details: list[dict[str, Any]]) -> list[np.ndarray] | None:
         """Arrays over the output buffers, or None when a buffer may move (dynamic shape, unusual layout)."""
         windows = []
-        for detail, spec, view in zip(details, self.output_specs, self._output_views):
+        for detail, spec, view in zip(details, self.output_specs, self._output_views, strict=True):
             signature = detail.get("shape_signature", detail["shape"])
             if any(int(d) < 0 for d in signature):
                 return None
@@ -120,16 +126,16 @@ class InterpreterRuntime:
         """
         check_input(self.input_spec, tensor)
         with self._lock:
-            if self._interpreter is None:
+            if self._interpreter is None or self._input is None:
                 raise RuntimeError("the runtime is closed")
             self._input()[...] = tensor
             self._interpreter.invoke()
             if self._outputs is not None:
-                if all(_address(v) == a for v, a in zip(self._output_views, self._addresses)):
+                if all(_address(v) == a for v, a in zip(self._output_views, self._addresses, strict=True)):
                     return list(self._outputs)
                 self._copy_mode()  # a buffer moved: never hand out windows again
             assert self._copies is not None
-            for out, view in zip(self._copies, self._output_views):
+            for out, view in zip(self._copies, self._output_views, strict=True):
                 np.copyto(out, view())
             return list(self._copies)
 

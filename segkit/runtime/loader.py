@@ -9,7 +9,7 @@ import stat
 from collections.abc import Callable
 from typing import Any
 
-from segkit.runtime.base import Runtime, check_num_threads
+from segkit.runtime.base import Runtime, VerifiedModel, check_num_threads, verify
 from segkit.runtime.gpu import PRECISIONS, GpuUnavailableError, open_gpu_runtime
 from segkit.runtime.interpreter import InterpreterRuntime
 
@@ -46,22 +46,22 @@ def _litert_interpreter() -> Callable[..., Any]:
     """ai-edge-litert's Interpreter (default resolver: XNNPACK on, which runs MediaPipe's custom ops)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter
+    interpreter: Callable[..., Any] = Interpreter
+    return interpreter
 
 
-def _tflite_interpreter(model: bytes) -> Callable[..., Any]:
+def _tflite_interpreter(model: VerifiedModel) -> Callable[..., Any]:
     """tflite-runtime's Interpreter, after refusing models with custom ops it cannot run."""
-    from segkit.metadata import read_model_info
-
-    custom_ops = read_model_info(model).custom_ops
+    custom_ops = model.structure.custom_ops
     if custom_ops:
         raise RuntimeError(
             f"tflite-runtime cannot run this model: it uses the custom op(s) {', '.join(custom_ops)}, "
             "which only ai-edge-litert's XNNPACK resolver provides; install it with `pip install ai-edge-litert`"
         )
-    from tflite_runtime.interpreter import Interpreter
+    from tflite_runtime.interpreter import Interpreter  # pyright: ignore[reportMissingImports]  # optional extra
 
-    return Interpreter
+    interpreter: Callable[..., Any] = Interpreter
+    return interpreter
 
 
 def _pick_backend(backend: str) -> str:
@@ -79,7 +79,7 @@ def _pick_backend(backend: str) -> str:
 
 
 def open_runtime(
-    model: bytes,
+    model: VerifiedModel | bytes,
     *,
     num_threads: int | None = None,
     delegate: str = "cpu",
@@ -87,18 +87,17 @@ def open_runtime(
     gpu_precision: str = "fp16",
     gpu_fallback: bool = False,
 ) -> Runtime:
-    """Verifies `model` and loads it: on the CPU via `backend` ("auto", "litert", "tflite") with `num_threads`
-    (None: all cores), or on the GPU with `gpu_precision`. A GPU that cannot start raises `GpuUnavailableError` (a
-    RuntimeError saying why and how to fix it); with `gpu_fallback` it logs one warning and runs on the CPU instead."""
-    from segkit.metadata import verify_model
-
+    """Loads `model` (a `VerifiedModel` from `verify`, or bytes, verified here first): on the CPU via `backend`
+    ("auto", "litert", "tflite") with `num_threads` (None: all cores), or on the GPU with `gpu_precision`. A GPU
+    that cannot start raises `GpuUnavailableError` (a RuntimeError saying why and how to fix it); with
+    `gpu_fallback` it logs one warning and runs on the CPU instead."""
     if delegate not in DELEGATES:
         raise ValueError(f"delegate must be one of {DELEGATES}, got {delegate!r}")
     if gpu_precision not in PRECISIONS:
         raise ValueError(f"gpu_precision must be one of {PRECISIONS}, got {gpu_precision!r}")
     threads = check_num_threads(num_threads)
-    model = bytes(model)
-    verify_model(model)
+    if not isinstance(model, VerifiedModel):
+        model = verify(model)
     if delegate == "gpu":
         try:
             return open_gpu_runtime(model, precision=gpu_precision)

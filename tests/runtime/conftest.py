@@ -1,7 +1,8 @@
 """The GPU gate: tests marked `gpu` run only where LiteRT's GPU accelerator starts, probed once per session.
 
-Where it cannot start they skip with LiteRT's diagnosed reason; with ``SEGKIT_REQUIRE_GPU=1`` (CI) they fail
-instead, so a CI machine that lost its Vulkan driver cannot pass by skipping.
+Where it cannot start they skip with LiteRT's diagnosed reason; in CI (``CI`` set, and scripts/test.sh sets up a
+software Vulkan GPU there) or with ``SEGKIT_REQUIRE_GPU=1`` they fail instead, so a CI machine that lost its
+Vulkan driver cannot pass by skipping.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ _probe: list[str | None] = []
 def gpu_unavailable_reason() -> str | None:
     """None when a tiny model compiles on the GPU, else why not (GpuUnavailableError's message); probed once."""
     if not _probe:
-        from segkit.runtime import GpuUnavailableError
+        from segkit.runtime import GpuUnavailableError, verify
         from segkit.runtime.gpu import open_gpu_runtime
 
         try:
-            open_gpu_runtime(model_path("legacy/1x256x256x3_softmax.tflite").read_bytes(), precision="fp32").close()
+            model = verify(model_path("legacy/1x256x256x3_softmax.tflite").read_bytes())
+            open_gpu_runtime(model, precision="fp32").close()
             _probe.append(None)
         except GpuUnavailableError as e:
             _probe.append(str(e))
@@ -37,6 +39,6 @@ def _gpu_gate(request: pytest.FixtureRequest) -> None:
     reason = gpu_unavailable_reason()
     if reason is None:
         return
-    if os.environ.get("SEGKIT_REQUIRE_GPU") == "1":
-        pytest.fail(f"SEGKIT_REQUIRE_GPU=1 but the GPU cannot start: {reason}", pytrace=False)
+    if os.environ.get("SEGKIT_REQUIRE_GPU") == "1" or os.environ.get("CI"):
+        pytest.fail(f"CI or SEGKIT_REQUIRE_GPU=1, but the GPU cannot start: {reason}", pytrace=False)
     pytest.skip(f"no GPU: {reason.splitlines()[0]}")

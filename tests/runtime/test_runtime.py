@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from segkit.runtime import Runtime, TensorSpec, open_runtime, read_model_file
-from segkit.runtime.base import default_num_threads
+from segkit._common import available_cores
+from segkit.runtime import Runtime, TensorSpec, VerifiedModel, open_runtime, read_model_file, verify
 from segkit.runtime.interpreter import InterpreterRuntime
 from tests.conftest import REPO, model_path
 
@@ -30,6 +30,11 @@ SHAPES = {
     "legacy/hair_segmentation.tflite": ((1, 512, 512, 4), (1, 512, 512, 2)),
     "legacy/1x256x256x3_softmax.tflite": ((1, 256, 256, 3), (1, 256, 256, 3)),
 }
+
+
+def _any_model() -> VerifiedModel:
+    """A verified model for the fake interpreters, which never read it."""
+    return verify(model_path("selfie_segmenter.tflite").read_bytes())
 
 
 def _open(name: str, **kwargs: Any) -> Runtime:
@@ -107,7 +112,7 @@ def test_thread_count_is_honoured(threads: int) -> None:
 
 def test_default_thread_count_is_all_cores() -> None:
     rt = _open("legacy/1x256x256x3_softmax.tflite")
-    assert rt.num_threads == default_num_threads() >= 1
+    assert rt.num_threads == available_cores() >= 1
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
@@ -215,10 +220,11 @@ def test_explicit_litert_backend() -> None:
 
 def test_tflite_backend_refuses_custom_ops_with_a_clear_error() -> None:
     """The custom-op check runs before tflite-runtime is imported, so it is testable in every venv."""
+    from segkit.runtime import verify
     from segkit.runtime.loader import _tflite_interpreter
 
     with pytest.raises(RuntimeError, match=r"MaxPoolingWithArgmax2D.*pip install ai-edge-litert"):
-        _tflite_interpreter(model_path("hair_segmenter.tflite").read_bytes())
+        _tflite_interpreter(verify(model_path("hair_segmenter.tflite").read_bytes()))
 
 
 def test_tflite_backend_missing_is_an_import_error() -> None:
@@ -241,7 +247,7 @@ def test_interpreter_prepare_errors_become_runtime_errors() -> None:
             raise RuntimeError("Encountered unresolved custom op: Foo. Node number 3 (Foo) failed to prepare.")
 
     with pytest.raises(RuntimeError, match=r"^test-backend could not prepare the model: .*unresolved custom op: Foo"):
-        InterpreterRuntime(Failing, b"", 1, "test-backend")
+        InterpreterRuntime(Failing, _any_model(), 1, "test-backend")
 
 
 def test_tensor_spec_is_frozen() -> None:
@@ -370,7 +376,7 @@ def test_buffers_that_may_move_are_copied(kind: str) -> None:
     def cls(**kwargs: Any) -> _MovingInterpreter:
         return _MovingInterpreter(dynamic=kind == "dynamic", moves=kind == "moves", **kwargs)
 
-    rt = InterpreterRuntime(cls, b"", 1, "fake")
+    rt = InterpreterRuntime(cls, _any_model(), 1, "fake")
     x = np.arange(48, dtype=np.float32).reshape(1, 4, 4, 3)
     first = rt.run(x)[0]
     first_copy = first.copy()
