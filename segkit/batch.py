@@ -59,16 +59,22 @@ __all__ = [
     "MissingExtraError",
     "SetupError",
     "Task",
+    "VideoProgress",
     "Worker",
     "atomic_write",
     "decode_image",
+    "default_workers",
     "encode_image",
     "image_format",
+    "load_background",
     "map_images",
     "mask_outputs",
     "model_labels",
+    "parse_color",
+    "remove_partials",
     "resolve_categories",
     "run_files",
+    "write_bytes",
 ]
 
 Command = Literal["segment", "blur", "replace", "cutout", "recolor", "overlay"]

@@ -87,6 +87,9 @@ class Naming:
         """UsageError when one input cannot become the single file ``target``."""
         if self.command == "segment" and len(self.masks) != 1:
             raise UsageError(f"--masks writes {len(self.masks)} files per image: give --out a folder (ending in /)")
+        image_out = target.suffix.lower() in IMAGE_SUFFIXES
+        if self.format is not None and image_out and image_format(target.suffix) != image_format(self.format):
+            raise UsageError(f"--format {self.format.lstrip('.')} contradicts --out {target}: give one of them")
         video_in = source.suffix.lower() in VIDEO_SUFFIXES
         if video_in != (target.suffix.lower() in VIDEO_SUFFIXES):
             kinds = ("a video", "an image") if video_in else ("an image", "a video")

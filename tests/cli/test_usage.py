@@ -114,6 +114,10 @@ def test_out_folder_rules(portrait: Path, tmp_path: Path) -> None:
     assert (tmp_path / "new" / "portrait.png").is_file()
     named = run("blur", portrait, "--out", tmp_path / "named.jpg", "-q")
     assert named.code == 0 and (tmp_path / "named.jpg").read_bytes()[:2] == b"\xff\xd8"
+    clash = run("blur", portrait, "--out", tmp_path / "other.jpg", "--format", "png")
+    assert clash.code == 2 and "contradicts" in clash.err and not (tmp_path / "other.jpg").exists()
+    converted = run("blur", portrait, "--out", f"{tmp_path / 'webp'}/", "--format", "webp", "-q")
+    assert converted.code == 0 and (tmp_path / "webp" / "portrait.webp").read_bytes()[8:12] == b"WEBP"
 
 
 @pytest.mark.slow
