@@ -298,7 +298,7 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
             def run(segmenter: ImageSegmenter) -> tuple[bytes, str, dict[str, str]]:
                 try:
                     return work(upload, segmenter)
-                except (ValueError, TypeError) as e:  # the effects' checks on values the endpoint passed through
+                except ValueError as e:  # the effects' checks on values the endpoint passed through (a category)
                     raise ApiError(400, str(e)) from None
 
             body, media_type, headers = await workers.run(server.pool.executor, run, deadline)
@@ -381,7 +381,7 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
 
     @app.post(
         "/v1/segment",
-        summary="Masks: the category mask as PNG, or JSON with labels and PNG masks",
+        summary="Masks: one PNG (the subject's alpha or MediaPipe's category mask), or JSON with labels and PNG masks",
         openapi_extra=IMAGE_BODY,
     )
     async def segment(request: Request, params: Annotated[SegmentParams, Query()]) -> Response:
@@ -402,21 +402,13 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
             category, shown = ops.category_map(result, names)
             present = ops.categories_present(category, shown)
             raw = np.asarray(result.category_mask.numpy_view())[:, :, 0] if result.category_mask else category
-            if merged.format == "png" and merged.masks == "category":
-                body, media_type = encode_image(raw, "png")
-                return (
-                    body,
-                    media_type,
-                    {"X-Segkit-Labels": json.dumps(shown), "X-Segkit-Categories": json.dumps(present)},
-                )
             if merged.format == "png":
                 options = ops.EffectOptions("mask", categories=merged.categories)
-                body, media_type = encode_image(ops.apply_effect(decoded.pixels, result, segmenter, options), "png")
-                return (
-                    body,
-                    media_type,
-                    {"X-Segkit-Labels": json.dumps(shown), "X-Segkit-Categories": json.dumps(present)},
+                mask = (
+                    raw if merged.masks == "category" else ops.apply_effect(decoded.pixels, result, segmenter, options)
                 )
+                headers = {"X-Segkit-Labels": json.dumps(shown), "X-Segkit-Categories": json.dumps(present)}
+                return (*encode_image(mask, "png"), headers)
             doc: dict[str, Any] = {
                 "model": workers.description.name,
                 "width": int(category.shape[1]),
