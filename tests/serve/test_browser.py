@@ -135,6 +135,37 @@ def test_page_processes_an_upload_and_the_camera(server: ServerProcess, browser:
     assert "selfie" in legend and "background" in legend
     browser.save_screenshot(str(out / "serve_image.png"))
 
+    # Drag and drop: another effect, a dropped file, the DeepLab legend; a broken file shows the server's message.
+    Select(browser.find_element(By.ID, "effect")).select_by_value("overlay")
+    drop_file = """
+        const [name, b64] = arguments;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type: "image/png" }));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+    """
+    browser.execute_script(drop_file, "astronaut.png", base64.b64encode(photo.read_bytes()).decode())
+    wait_for(
+        lambda: (
+            browser.execute_script(
+                "const r = document.getElementById('result'); return r.dataset.state === 'done' && r.dataset.effect"
+            )
+            == "overlay"
+        ),
+        60,
+        "the dropped image's overlay",
+    )
+    assert "person" in browser.find_element(By.ID, "legend").text
+    assert "deeplabv3" in browser.find_element(By.ID, "result-caption").text
+    browser.execute_script(drop_file, "broken.png", base64.b64encode(b"not an image at all").decode())
+    wait_for(
+        lambda: browser.execute_script("return document.getElementById('result').dataset.state") == "error",
+        30,
+        "the error of a broken file",
+    )
+    assert "400" in browser.find_element(By.ID, "status").text
+    Select(browser.find_element(By.ID, "effect")).select_by_value("replace")
+
     # Camera mode: the fake camera's frames come back processed (green background) with live statistics.
     browser.find_element(By.ID, "camera-start").click()
     wait_for(
