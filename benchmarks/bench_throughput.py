@@ -139,7 +139,8 @@ def timed_run(command: list[str], source: Path, out: Path, timeout: float) -> fl
     """Wall seconds of one runner over ``source`` into a fresh ``out``; RuntimeError with its stderr if it fails."""
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    proc = subprocess.run([*command, str(source), "--out", str(out)], capture_output=True, text=True, timeout=timeout)
+    full = [*command, str(source), "--out", f"{out}{os.sep}"]  # a trailing separator: --out is a folder
+    proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")

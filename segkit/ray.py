@@ -130,8 +130,8 @@ class Segment:
 
 
 def _assigned_cpus() -> int | None:
-    """The CPUs Ray assigned to the current actor or task (rounded, at least 1); None outside a Ray worker."""
-    if not ray.is_initialized():
+    """The CPUs Ray assigned to the current actor (rounded, at least 1); None outside a Ray actor."""
+    if not ray.is_initialized() or ray.get_runtime_context().get_actor_id() is None:
         return None
     resources = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]  # unannotated in Ray
     cpus = resources.get("CPU")
