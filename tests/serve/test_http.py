@@ -251,7 +251,7 @@ def test_timeout_gives_504_and_frees_the_worker(tmp_path):
     require(*SERVE_MODULES)
     import httpx
 
-    server = ServerProcess(["--models", "deeplabv3", "--timeout", "0.05", "--threads", "1"], tmp_path / "log")
+    server = ServerProcess(["--models", "deeplabv3", "--timeout", "0.15", "--threads", "1"], tmp_path / "log")
     try:
         with PILImage.open(data_file("cat_large.jpg")) as im:
             big = encode(np.asarray(im.convert("RGB").resize((2048, 1250))), "JPEG")
