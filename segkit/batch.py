@@ -30,8 +30,9 @@ import itertools
 import multiprocessing
 import os
 import re
+import secrets
 import signal
-import tempfile
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -100,8 +101,6 @@ _DEFAULT_STRENGTH = {"blur": 15.0, "recolor": 0.8}
 _TEMP_SUFFIX = ".segkit-part"
 _IN_FLIGHT_PER_WORKER = 2
 _EARLY_DEATHS = 3  # workers dying before any answer this often means they cannot start at all
-_UMASK = os.umask(0o022)  # reading the umask means setting it: put it straight back
-os.umask(_UMASK)
 
 
 # --- what to compute ------------------------------------------------------------------------------------------------
@@ -299,25 +298,28 @@ def atomic_write(target: Path) -> Iterator[Path]:
     """A temporary path in ``target``'s folder, renamed onto ``target`` only if the block finishes.
 
     On any exception (or KeyboardInterrupt / SystemExit) the temporary file is removed and ``target`` is untouched.
+    A new file gets the mode ``open()`` gives (the umask applies); a replaced file keeps its mode.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_TEMP_SUFFIX)
-    os.close(fd)
-    temp = Path(name)
+    temp = _new_temporary(target)
     try:
         yield temp
-        os.chmod(temp, _file_mode(target))  # mkstemp makes 0600; the output gets the mode open() would give it
+        with contextlib.suppress(OSError):
+            os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
 
 
-def _file_mode(target: Path) -> int:
-    """The replaced file's mode, or what a new file gets under the process umask."""
-    try:
-        return target.stat().st_mode & 0o7777
-    except OSError:
-        return 0o666 & ~_UMASK
+def _new_temporary(target: Path) -> Path:
+    """A new empty hidden file beside ``target`` (``.<name>.<random>.segkit-part``), created exclusively."""
+    while True:
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temp
 
 
 def write_bytes(target: Path, data: bytes) -> None:

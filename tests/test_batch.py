@@ -114,8 +114,9 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path: Path) -> None:
         raise RuntimeError("interrupted")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+    target.chmod(0o600)
     batch.write_bytes(target, b"new")
-    assert target.read_bytes() == b"new"
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o600  # a replaced file keeps its mode
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
 
 

@@ -17,6 +17,7 @@ from segkit.batch import ALPHA_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, Command
 from segkit.cli.parsing import UsageError
 
 STDIO = "-"
+_MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 _VIDEO_OUT = {".mp4": ".mp4", ".mov": ".mov", ".mkv": ".mkv", ".webm": ".webm", ".avi": ".mp4"}
 
 
@@ -196,27 +197,44 @@ def _jobs(inputs: Sequence[Path], roots: dict[Path, Path], naming: Naming, dest:
 
 
 def _walk(folder: Path, root: Path, naming: Naming, skip: Path | None) -> Iterator[Planned]:
-    """Image and video files under ``folder`` (hidden entries and the output folder left out), depth first."""
+    """Image and video files under ``folder`` (hidden entries and the output folder left out), depth first.
+
+    One directory is listed at a time and only its media file names are kept; they are sorted by stem, so files
+    that could write the same output (``x.jpg`` and ``x.png`` for a cutout) are neighbours and the clash check
+    needs only the current stem's targets.
+    """
     pending = [Path()]
     while pending:
         relative = pending.pop()
         try:
-            entries = sorted(os.scandir(folder / relative), key=lambda e: e.name)
+            files, subfolders = _list(folder / relative, skip)
         except OSError as e:
             yield PlanFailure(folder / relative, f"cannot read folder: {e.strerror or e}")
             continue
-        subfolders = []
         claimed: dict[Path, Path] = {}
+        stem = None
+        for name in files:
+            if Path(name).stem != stem:
+                stem, claimed = Path(name).stem, {}
+            yield _job(folder, relative / name, root, naming, claimed)
+        pending.extend(relative / sub for sub in reversed(subfolders))
+
+
+def _list(directory: Path, skip: Path | None) -> tuple[list[str], list[str]]:
+    """The media file names (sorted by stem, then name) and the subfolder names (sorted) of one directory."""
+    files: list[str] = []
+    subfolders: list[str] = []
+    with os.scandir(directory) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             if _is_dir(entry):
                 if skip is None or Path(entry.path).resolve() != skip:
-                    subfolders.append(relative / entry.name)
-                continue
-            if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
-                yield _job(folder, relative / entry.name, root, naming, claimed)
-        pending.extend(reversed(subfolders))
+                    subfolders.append(entry.name)
+            elif Path(entry.name).suffix.lower() in _MEDIA_SUFFIXES:
+                files.append(entry.name)
+    files.sort(key=lambda name: (Path(name).stem, name))
+    return files, sorted(subfolders)
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
