@@ -32,7 +32,7 @@ def connect(server: ServerProcess, query: str) -> Any:
     return ws_connect(f"ws://127.0.0.1:{server.port}/v1/live?{query}", max_size=None, open_timeout=30)
 
 
-def drain(ws: Any, quiet: float = 2.0) -> list[str | bytes]:
+def drain(ws: Any, quiet: float = 1.0) -> list[str | bytes]:
     """Every message until none has come for ``quiet`` seconds."""
     got: list[str | bytes] = []
     while True:
@@ -40,6 +40,18 @@ def drain(ws: Any, quiet: float = 2.0) -> list[str | bytes]:
             got.append(ws.recv(timeout=quiet))
         except TimeoutError:
             return got
+
+
+def until_frame(ws: Any, timestamp: float, timeout: float = 60.0) -> list[str | bytes]:
+    """Every message up to and including the processed frame of ``timestamp``, then any stragglers."""
+    got: list[str | bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        got.append(message)
+        if isinstance(message, bytes) and unpack(message)[0]["timestamp"] == timestamp:
+            return got + drain(ws, 0.5)
+    pytest.fail(f"the frame of timestamp {timestamp} never came back")
 
 
 def live_sessions(server: ServerProcess) -> int:
@@ -65,7 +77,7 @@ def test_stream_keeps_order_drops_what_it_cannot_keep_up_with_and_closes(server,
         sent = [1000.0 + 33.3 * i for i in range(40)]
         for ts in sent:  # as fast as the socket takes them: far faster than one worker segments
             ws.send(pack({"timestamp": ts}, frame))
-        messages = drain(ws)
+        messages = until_frame(ws, sent[-1])
         frames = [unpack(m) for m in messages if isinstance(m, bytes)]
         assert not [m for m in messages if isinstance(m, str)], messages
         stamps = [h["timestamp"] for h, _ in frames]
@@ -95,7 +107,7 @@ def test_effect_frames_and_bad_frames(server, photo_640):
         ws.send(pack({"timestamp": 5.0}, b"not a jpeg"))
         ws.send(pack({"time": 6.0}, frame))  # no timestamp
         ws.send("hello")
-        errors = [json.loads(m) for m in drain(ws, 1.5)]
+        errors = [json.loads(ws.recv(timeout=30)) for _ in range(4)]
         assert len(errors) == 4 and all(e["type"] == "error" and e["message"] for e in errors), errors
         ws.send(pack({"timestamp": 10.0}, frame))
         header, payload = unpack(ws.recv(timeout=30))
