@@ -189,3 +189,27 @@ def test_interrupted_overwrite_keeps_the_old_file(tmp_path: Path) -> None:
         assert image.shape[:2] == (1200, 2400)
         assert data == before[name] or image.shape[2] == 4  # either untouched or completely replaced
     assert np.any([after[n] == before[n] for n in after])
+
+
+# Loaded by the child at start-up (PYTHONPATH): makes ``import ray`` fail as it does where the extra is missing.
+NO_RAY = """
+import sys
+class _NoRay:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return None
+sys.meta_path.insert(0, _NoRay())
+"""
+
+
+@pytest.mark.slow
+def test_ray_engine_without_ray_is_exit_3(photos: Path, tmp_path: Path) -> None:
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(NO_RAY)
+    done = run(
+        "blur", photos, "--out", f"{tmp_path / 'out'}/", "--engine", "ray", env={"PYTHONPATH": str(tmp_path / "site")}
+    )
+    assert done.code == 3, done.err
+    assert 'pip install "segkit[ray]"' in done.err and "Traceback" not in done.err
+    assert not (tmp_path / "out").exists()
