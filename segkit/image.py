@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 MAX_PIXELS_ENV = "SEGKIT_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS (decompression-bomb warning limit)
@@ -128,6 +131,9 @@ def _checked(image_format: ImageFormat | int, data: np.ndarray) -> tuple[ImageFo
     return fmt, data
 
 
+_ImageT = TypeVar("_ImageT", bound="Image")
+
+
 class Image:
     """An image: an immutable (H, W, C) array of uint8, uint16 or float32 pixels and its :class:`ImageFormat`."""
 
@@ -154,7 +160,7 @@ class Image:
         return image
 
     @classmethod
-    def _wrap(cls, image_format: ImageFormat, data: np.ndarray) -> Image:
+    def _wrap(cls: type[_ImageT], image_format: ImageFormat, data: np.ndarray) -> _ImageT:
         """An image over ``data`` without a copy; for arrays segkit made and hands over (the result masks)."""
         image = cls.__new__(cls)
         if data.ndim == 2:
@@ -301,7 +307,8 @@ def from_pil(pil: Any) -> Image:
     return Image._borrow(ImageFormat.SRGB, np.asarray(pil.convert("RGB")))
 
 
-ImageLike = Image | np.ndarray | Any
+# What the segmenter and the effects accept (a PIL image is converted; PIL itself is imported only when used).
+ImageLike: TypeAlias = "Image | np.ndarray | PIL.Image.Image"
 
 
 def as_image(obj: ImageLike, copy: bool = True) -> Image:

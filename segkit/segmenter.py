@@ -25,7 +25,7 @@ from segkit.options import (
     ImageSegmenterOptions,
     RunningMode,
 )
-from segkit.result import ImageSegmenterResult
+from segkit.result import CategoryMask, ConfidenceMask, ImageSegmenterResult
 
 _log = logging.getLogger("segkit")
 
@@ -465,9 +465,9 @@ class ImageSegmenter:
                 self._keep_feedback(confidence[-1])
         return ImageSegmenterResult(
             confidence_masks=(
-                [Image._wrap(ImageFormat.VEC32F1, m) for m in confidence]
+                [ConfidenceMask._wrap(ImageFormat.VEC32F1, m) for m in confidence]
                 if confidence is not None and opts.output_confidence_masks
                 else None
             ),
-            category_mask=Image._wrap(ImageFormat.GRAY8, category) if category is not None else None,
+            category_mask=CategoryMask._wrap(ImageFormat.GRAY8, category) if category is not None else None,
         )
