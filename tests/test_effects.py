@@ -153,7 +153,7 @@ def test_blur_quality_against_exact_normalized_gaussian(photo: str, model: str, 
 
 @pytest.mark.parametrize("color", [(0, 177, 64), "#00b140", "rgb(0,177,64)"])
 def test_replace_with_color(astronaut: np.ndarray, mask: np.ndarray, color: effects.Color) -> None:
-    out = effects.replace_background(astronaut, mask, color, refine="none")
+    out = effects.replace_background(astronaut, mask, color, estimate_colors=False)
     assert (out[mask == 0] == (0, 177, 64)).all()
     assert (out[mask == 1] == astronaut[mask == 1]).all()
     middle = (mask > 0.2) & (mask < 0.8)
@@ -165,7 +165,7 @@ def test_replace_with_image_of_other_size(astronaut: np.ndarray, mask: np.ndarra
     background = np.zeros((100, 300, 3), np.uint8)
     background[:, :150] = (255, 0, 0)
     background[:, 150:] = (0, 0, 255)
-    out = effects.replace_background(astronaut, mask, background, refine="none")
+    out = effects.replace_background(astronaut, mask, background)
     assert out.shape == astronaut.shape
     assert (out[:, 0][mask[:, 0] == 0] == (255, 0, 0)).all()
     assert (out[:, -1][mask[:, -1] == 0] == (0, 0, 255)).all()
@@ -173,7 +173,7 @@ def test_replace_with_image_of_other_size(astronaut: np.ndarray, mask: np.ndarra
 
 
 def test_cutout_alpha_is_rounded_mask(astronaut: np.ndarray, mask: np.ndarray) -> None:
-    out = effects.cutout(astronaut, mask, refine="none")
+    out = effects.cutout(astronaut, mask, estimate_colors=False)
     assert out.shape == (*astronaut.shape[:2], 4)
     assert (out[:, :, :3] == astronaut).all()
     assert (out[:, :, 3] == np.clip(np.floor(mask * 255 + 0.5), 0, 255)).all()
@@ -181,7 +181,7 @@ def test_cutout_alpha_is_rounded_mask(astronaut: np.ndarray, mask: np.ndarray) -
 
 def test_cutout_multiplies_existing_alpha(astronaut: np.ndarray) -> None:
     rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 128, np.uint8)])
-    out = effects.cutout(rgba, np.ones(astronaut.shape[:2], np.float32), refine="none")
+    out = effects.cutout(rgba, np.ones(astronaut.shape[:2], np.float32))
     assert (out[:, :, 3] == 128).all()
 
 
@@ -189,7 +189,7 @@ def test_cutout_multiplies_existing_alpha(astronaut: np.ndarray) -> None:
 @given(arrays(np.float32, (7, 5), elements=st.floats(0, 1, width=32)))
 def test_cutout_alpha_property(m: np.ndarray) -> None:
     image = np.full((7, 5, 3), 200, np.uint8)
-    out = effects.cutout(image, m, refine="none")
+    out = effects.cutout(image, m, estimate_colors=False)
     assert (np.abs(out[:, :, 3].astype(int) - m * 255) <= 0.5 + 1e-3).all()
 
 
@@ -205,21 +205,67 @@ def fringe_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.repeat(image, 3, axis=2), subject, mask
 
 
-def test_guided_default_removes_the_fringe() -> None:
-    """Background pixels near the edge keep the old light color with the coarse mask; the default removes most."""
-    image, subject, mask = fringe_scene()
+def test_default_removes_the_fringe() -> None:
+    """With the model's soft mask, edge pixels show the old light background; the default estimates subject colors."""
+    image, _, mask = fringe_scene()
     green = np.array([0, 177, 64])
-    band = ~subject & (mask > 0.02)
+    band = (mask > 0.02) & (mask < 0.98)
+    ideal = np.rint(40 * mask[:, :, None] + green * (1 - mask[:, :, None]))  # the true subject color is 40
 
     def fringe(out: np.ndarray) -> float:
-        return float(np.abs(out[band].astype(int) - green).mean())
+        return float(np.abs(out[band].astype(int) - ideal[band]).mean())
 
-    raw = fringe(effects.replace_background(image, mask, tuple(green), refine="none"))
-    refined = fringe(effects.replace_background(image, mask, tuple(green)))
-    print(f"fringe (mean |out - new background| next to the edge): {raw:.1f} raw, {refined:.1f} guided")
-    assert refined < 0.5 * raw
-    cut = effects.cutout(image, mask)[:, :, 3]
-    assert cut[band].mean() < 0.5 * (mask[band] * 255).mean()
+    raw = fringe(effects.replace_background(image, mask, tuple(green), estimate_colors=False))
+    estimated = fringe(effects.replace_background(image, mask, tuple(green)))
+    print(f"fringe (mean |out - composite of the true subject color| on the edge): {raw:.1f} raw, {estimated:.1f}")
+    assert estimated < 0.3 * raw
+    colors = effects.cutout(image, mask)[:, :, :3].astype(int)
+    assert np.abs(colors[band] - 40).mean() < 0.3 * np.abs(image[band].astype(int) - 40).mean()
+
+
+def background_share(rgba: np.ndarray, image: np.ndarray, alpha: np.ndarray, band: np.ndarray) -> float:
+    """How much of the local old background a cutout's edge colors hold: each color projected onto the segment from
+    the local subject color F to the local background color B (normalized Gaussian blurs of the image), 0 = F."""
+    import cv2
+
+    a = alpha.astype(np.float64) / 255
+    rgb = image.astype(np.float64)
+
+    def local(weight: np.ndarray) -> np.ndarray:
+        blur = lambda x: cv2.GaussianBlur(x, (0, 0), 8)  # noqa: E731
+        return np.asarray(blur(rgb * weight[:, :, None]) / np.maximum(blur(weight), 1e-9)[:, :, None])
+
+    subject, backdrop = local(a**2), local((1 - a) ** 2)
+    span = backdrop - subject
+    usable = band & (np.linalg.norm(span, axis=2) > 40)
+    share = ((rgba[:, :, :3] - subject) * span).sum(axis=2) / np.maximum((span * span).sum(axis=2), 1e-9)
+    return float(share[usable].mean())
+
+
+def test_default_on_a_real_portrait_drops_the_old_background(
+    astronaut: np.ndarray, selfie: ImageSegmenterResult
+) -> None:
+    """Edge pixels of the photo mix in its backdrop; the default cutout's edge colors hold far less of it, and every
+    opaque pixel keeps the image's color."""
+    raw = effects.cutout(astronaut, selfie, estimate_colors=False)
+    estimated = effects.cutout(astronaut, selfie)
+    alpha = raw[:, :, 3]
+    assert (estimated[:, :, 3] == alpha).all()
+    assert (estimated[alpha == 255] == raw[alpha == 255]).all()
+    band = (alpha > 5) & (alpha < 200)
+    before = background_share(raw.astype(np.float64), astronaut, alpha, band)
+    after = background_share(estimated.astype(np.float64), astronaut, alpha, band)
+    print(f"old background's share in the edge colors: {before:.2f} raw, {after:.2f} estimated")
+    assert after < 0.5 * before
+
+
+def test_guided_refinement_never_spreads_the_mask(astronaut: np.ndarray, selfie: ImageSegmenterResult) -> None:
+    """refine="guided" may only sharpen: no alpha where the model had none (no glow), full alpha kept."""
+    raw = effects.cutout(astronaut, selfie)[:, :, 3]
+    refined = effects.cutout(astronaut, selfie, refine="guided")[:, :, 3]
+    assert (refined[raw == 0] == 0).all() and (refined[raw == 255] == 255).all()
+    band = (raw > 5) & (raw < 128)
+    assert refined[band].mean() < raw[band].mean()
 
 
 # --- recolor ----------------------------------------------------------------------------------------------------------
@@ -309,7 +355,7 @@ def test_selfie_category_mask_as_is_never_inverts(astronaut: np.ndarray, selfie:
         effects.cutout(astronaut, view)
     with pytest.raises(ValueError, match="0 marks the person"):
         effects.subject_mask(view)
-    cut = effects.cutout(astronaut, selfie.category_mask, refine="none")[:, :, 3]
+    cut = effects.cutout(astronaut, selfie.category_mask)[:, :, 3]
     assert (cut[view[:, :, 0] == 0] == 255).all() and (cut[view[:, :, 0] == 255] == 0).all()
     as_bool = effects.subject_mask(view[:, :, 0] == 0)
     assert (as_bool == from_image).all()
@@ -373,8 +419,8 @@ def test_deeplab_result_with_categories(models: Path) -> None:
 
 def test_mask_of_model_size_is_upsampled(astronaut: np.ndarray, mask: np.ndarray) -> None:
     small = np.asarray(PILImage.fromarray(mask, "F").resize((128, 128), PILImage.Resampling.BILINEAR))
-    out = effects.replace_background(astronaut, small, "black", refine="none")
-    full = effects.replace_background(astronaut, mask, "black", refine="none")
+    out = effects.replace_background(astronaut, small, "black")
+    full = effects.replace_background(astronaut, mask, "black")
     assert np.abs(out.astype(int) - full).mean() < 2
     assert effects.subject_mask(small, shape=(512, 512)).shape == (512, 512)
 
