@@ -62,6 +62,28 @@ def check_pixels(width: int, height: int, what: str = "image") -> None:
         )
 
 
+def _memory_bytes() -> int:
+    """Physical memory of this machine (16 GiB when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 16 << 30
+
+
+def check_mask_bytes(width: int, height: int, channels: int, *, confidence: bool, category: bool) -> None:
+    """Raise ValueError before the masks of one ``width`` x ``height`` result are allocated when they would take
+    more than half of this machine's memory (float32 confidence masks per channel, a uint8 category mask)."""
+    need = width * height * ((4 * channels if confidence else 0) + (1 if category else 0))
+    limit = _memory_bytes() // 2
+    if need > limit:
+        what = f"{channels} confidence mask(s)" if confidence else "a category mask"
+        raise ValueError(
+            f"the masks of a {width}x{height} image ({what}{' and a category mask' if confidence and category else ''}"
+            f") need {need / 2**30:.1f} GiB, more than half of this machine's {2 * limit / 2**30:.1f} GiB; segment a "
+            "smaller image" + (" or ask for the category mask only" if confidence else "")
+        )
+
+
 class ImageFormat(enum.IntEnum):
     """Pixel formats with MediaPipe's numbering."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from segkit import metadata, modes, postprocess, preprocess, runtime
-from segkit.image import Image, ImageFormat, ImageLike, as_image
+from segkit.image import Image, ImageFormat, ImageLike, as_image, check_mask_bytes
 from segkit.options import (
     BaseOptions,
     ImageProcessingOptions,
@@ -444,6 +444,8 @@ class ImageSegmenter:
         # their masks are in the rotated frame and can be returned upright.
         if opts.output_upright and rotation % 180 != 0 and self._spec.channels == 3:
             width, height = height, width
+        channels, wants_confidence = self._post.tensor_shape[2], opts.output_confidence_masks or self._feedback
+        check_mask_bytes(width, height, channels, confidence=wants_confidence, category=opts.output_category_mask)
         pixels = preprocess.to_pixels(image.numpy_view(), image.image_format, self._spec.channels)
         with self._lock:
             pre = self._pre

@@ -156,3 +156,19 @@ def test_fuzz_slice(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert resumed.returncode == 0 and "40 cases;" in resumed.stdout, "a rerun resumes: nothing is run twice"
+
+
+def test_masks_that_would_not_fit_in_memory_are_refused_before_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import segkit.image as image_module
+
+    monkeypatch.setattr(image_module, "_memory_bytes", lambda: 8 << 20)  # a machine with 8 MiB: 4 MiB for masks
+    image = np.zeros((1000, 1000, 3), np.uint8)  # 4 MB of confidence mask + 1 MB of category mask
+    refused = r"masks of a 1000x1000 image \(1 confidence mask\(s\) and a category mask\) need"
+    both = _options(output_category_mask=True, num_threads=1)
+    with segkit.ImageSegmenter.create_from_options(both) as s, pytest.raises(ValueError, match=refused):
+        s.segment(image)
+    with segkit.ImageSegmenter.create_from_options(
+        _options(output_confidence_masks=False, output_category_mask=True, num_threads=1)
+    ) as s:
+        mask = s.segment(image).category_mask
+        assert mask is not None and mask.width == 1000
