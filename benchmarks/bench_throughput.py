@@ -198,9 +198,16 @@ def rates(times: dict[str, list[float]], small: int, large: int) -> dict[str, fl
 
 
 def _check(label: str, value: float, limit: float) -> str:
-    """One target line: PASS or MISS, the measured ratio and the limit."""
+    """One target line: PASS or MISS, the measured ratio and the limit (n/a when the timing was too noisy)."""
+    if value != value:
+        return f"n/a   {label}: the large folder was not slower than the small one (too noisy; use more --files)"
     verdict = "PASS" if value >= limit else "MISS"
     return f"{verdict}  {label}: {value:.2f}x (target >= {limit:.2f}x)"
+
+
+def _names(workers: int) -> tuple[str, str, str]:
+    """The runner names of ``--workers 1``, the pool of N and Ray."""
+    return "segkit --workers 1", f"segkit --workers {workers}", f"segkit --engine ray --workers {workers}"
 
 
 def report(results: list[dict[str, Any]], workers: int) -> list[str]:
@@ -216,7 +223,7 @@ def report(results: list[dict[str, Any]], workers: int) -> list[str]:
                 f" {rate['t_small']:8.2f} {rate['t_large']:8.2f}"
             )
     lines.append("")
-    pool, single, ray = f"segkit --workers {workers}", "segkit --workers 1", f"segkit --engine ray --workers {workers}"
+    single, pool, ray = _names(workers)
     for r in results:
         rate = {name: v["throughput"] for name, v in r["rates"].items()}
         tag = f"{r['job']} {r['size']}"
@@ -229,6 +236,32 @@ def report(results: list[dict[str, Any]], workers: int) -> list[str]:
         for name, same in r["identical_to_workers_1"].items():
             if name != single:
                 lines.append(f"{'same' if same else 'DIFFERENT'}  {tag} outputs of {name} vs --workers 1")
+    return lines
+
+
+def markdown(results: list[dict[str, Any]], workers: int, price: float) -> list[str]:
+    """The README / docs/scaling.md table, and the per-core rate and cost of a million images per job."""
+    single, pool, _ = _names(workers)
+    lines = [
+        "| job | runner | images/s after start-up | start-up s | vs `--workers 1` | vs MediaPipe+OpenCV |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rate = {name: v["throughput"] for name, v in r["rates"].items()}
+        for name, v in r["rates"].items():
+            shown = "MediaPipe + OpenCV script" if name == "mediapipe+opencv" else f"`{name}`"
+            lines.append(
+                f"| {r['job']} {r['size']} | {shown} | {v['throughput']:.1f} | {v['startup']:.1f} "
+                f"| {v['throughput'] / rate[single]:.2f}x | {v['throughput'] / rate['mediapipe+opencv']:.2f}x |"
+            )
+    lines.append("")
+    for r in results:
+        per_core = r["rates"][pool]["throughput"] / workers
+        core_hours = 1e6 / per_core / 3600 if per_core > 0 else float("nan")
+        lines.append(
+            f"- {r['job']} {r['size']}: {per_core:.1f} images/s per core (`--workers {workers}` / {workers}); "
+            f"a million images = {core_hours:.0f} core-hours = ${core_hours * price:.2f} at ${price}/core-hour"
+        )
     return lines
 
 
@@ -247,6 +280,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-ray", dest="ray", action="store_false", help="leave out the local Ray runner")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one runner may take")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--markdown", action="store_true", help="also print the table for README / docs/scaling.md")
+    parser.add_argument(
+        "--price", type=float, default=0.05, metavar="USD",
+        help="price of one core-hour for the cost of a million images (default 0.05: an assumption, not a quote)",
+    )  # fmt: skip
     parser.add_argument("--reference", choices=sorted(JOBS), help=argparse.SUPPRESS)
     parser.add_argument("source", nargs="?", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -288,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"runner failed: {e}", file=sys.stderr)
             return 1
     print("\n".join(["", *report(results, args.workers)]))
+    if args.markdown:
+        print("\n".join(["", *markdown(results, args.workers, args.price)]))
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}))
     return 0 if all(all(r["identical_to_workers_1"].values()) for r in results) else 1
