@@ -9,6 +9,8 @@ independent, as in MediaPipe. Errors keep MediaPipe's types and messages.
 
 from __future__ import annotations
 
+import operator
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from types import TracebackType
@@ -45,11 +47,14 @@ class SelfieSegmentation:
     masks."""
 
     def __init__(self, model_selection: int = 0, *, num_threads: int | None = None) -> None:
-        if not isinstance(model_selection, int):
-            raise TypeError(f"model_selection must be an int (0 or 1), got {type(model_selection).__name__}")
-        if model_selection not in (0, 1):
+        try:
+            selection = operator.index(model_selection)  # any integer, as MediaPipe's int side packet takes
+        except TypeError:
+            raise TypeError(f"model_selection must be an int (0 or 1), got {type(model_selection).__name__}") from None
+        if selection not in (0, 1):
             raise ValueError(f"model_selection must be 0 or 1, got {model_selection}")
-        model = read_model_file(models.path(MODEL_NAMES[int(model_selection)]))
+        model = read_model_file(models.path(MODEL_NAMES[selection]))
+        self._lock = threading.Lock()  # one call at a time: the interpreter and the tensor buffer are shared
         self._runtime: Runtime | None = open_runtime(model, num_threads=num_threads)
         spec = self._runtime.input_spec
         _, self._height, self._width, _ = spec.shape
@@ -62,8 +67,6 @@ class SelfieSegmentation:
 
         Raises ValueError('Input image must contain three channel rgb data.') for other shapes, TypeError for
         other dtypes (MediaPipe's message), ValueError for an empty image or a closed solution."""
-        if self._runtime is None:
-            raise ValueError("_graph is None in SolutionBase")
         if not isinstance(image, np.ndarray):
             raise TypeError(f"image must be a numpy ndarray, got {type(image).__name__}")
         if image.ndim != 3 or image.shape[2] != _RGB_CHANNELS:
@@ -76,6 +79,14 @@ class SelfieSegmentation:
         if height == 0 or width == 0:
             raise ValueError(f"Input image must not be empty, got shape {image.shape}")
         rgb = np.ascontiguousarray(image)
+        with self._lock:
+            return self._process(rgb)
+
+    def _process(self, rgb: np.ndarray) -> SolutionOutputs:
+        """The graph on a checked C-contiguous uint8 (H, W, 3) image; the caller holds the lock."""
+        if self._runtime is None:
+            raise ValueError("_graph is None in SolutionBase")
+        height, width = rgb.shape[:2]
         h, w = self._height, self._width
         plan = _cached(self._warp_plans, (height, width), lambda: make_zero_border_plan(height, width, h, w))
         zero_border_tensor(rgb, plan, self._tensor[0])
@@ -92,12 +103,13 @@ class SelfieSegmentation:
 
     def close(self) -> None:
         """Frees the model. A second call raises MediaPipe's ValueError, as in MediaPipe."""
-        if self._runtime is None:
-            raise ValueError("Closing SolutionBase._graph which is already None")
-        self._runtime.close()
-        self._runtime = None
-        self._warp_plans.clear()
-        self._resize_plans.clear()
+        with self._lock:
+            if self._runtime is None:
+                raise ValueError("Closing SolutionBase._graph which is already None")
+            self._runtime.close()
+            self._runtime = None
+            self._warp_plans.clear()
+            self._resize_plans.clear()
 
     def __enter__(self) -> SelfieSegmentation:
         return self

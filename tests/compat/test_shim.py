@@ -97,6 +97,7 @@ def test_runner_runs_a_module_with_dash_m(tmp_path: Path) -> None:
     assert done.stdout.strip() == "['a'] segkit.segmenter"
 
 
+@pytest.mark.slow
 def test_runner_usage_errors_and_script_failures(tmp_path: Path) -> None:
     no_args = run([], tmp_path)
     assert no_args.returncode == 2 and no_args.stderr.startswith("usage: python -m segkit.compat")
@@ -110,6 +111,7 @@ def test_runner_usage_errors_and_script_failures(tmp_path: Path) -> None:
     assert failed.returncode == 1 and "RuntimeError: from the script" in failed.stderr  # as `python boom.py`
 
 
+@pytest.mark.slow
 def test_install_in_process_wins_over_the_installed_mediapipe_and_uninstall_restores_it(tmp_path: Path) -> None:
     code = (
         "import segkit.compat as compat, importlib.util\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -125,10 +126,33 @@ def test_bad_model_selection(selection, error) -> None:
         SelfieSegmentation(model_selection=selection)
 
 
-def test_true_selects_the_landscape_model() -> None:
-    """MediaPipe passes model_selection to an int packet, so True is 1."""
-    with SelfieSegmentation(model_selection=True) as s:
-        assert s.process(np.zeros((4, 4, 3), np.uint8)).segmentation_mask.shape == (4, 4)
+@pytest.mark.parametrize("selection", [True, np.int64(1)])
+def test_any_integer_selects_a_model(astronaut, selection) -> None:
+    """MediaPipe passes model_selection to an int packet, so True and numpy integers are 1."""
+    with SelfieSegmentation(model_selection=1) as plain, SelfieSegmentation(model_selection=selection) as s:
+        np.testing.assert_array_equal(
+            s.process(astronaut).segmentation_mask, plain.process(astronaut).segmentation_mask
+        )
+
+
+@pytest.mark.slow
+def test_one_solution_shared_between_threads(solutions, astronaut) -> None:
+    s = solutions[0]
+    images = [astronaut, astronaut[::-1].copy(), astronaut[100:400], astronaut[:, ::2]]
+    expected = [s.process(im).segmentation_mask for im in images]
+    results: dict[int, list[np.ndarray]] = {}
+
+    def work(k: int) -> None:
+        results[k] = [s.process(im).segmentation_mask for im in images * 3]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(4):
+        for got, want in zip(results[k], expected * 3, strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_close_context_manager_and_reset(astronaut) -> None:
