@@ -60,7 +60,7 @@ def test_segment_video_writes_the_alpha_video(tmp_path: Path) -> None:
     assert done.code == 0, done.err
     assert probe(tmp_path / "clip.alpha.mp4")[:3] == (12, Fraction(15), (160, 120))
     several = run("segment", source, "--masks", "both", "--model", "deeplabv3", "--out", tmp_path / "m.mp4")
-    assert several.code == 2 and "give --out a folder" in several.err
+    assert several.code == 2 and "use --masks alpha or --masks category for videos" in several.err
 
 
 def test_folder_of_videos_and_images_on_two_workers(tmp_path: Path) -> None:
