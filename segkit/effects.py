@@ -922,10 +922,9 @@ def overlay(
             f"category_mask has size {categories.shape[1]}x{categories.shape[0]} but the image is {width}x{height}"
         )
     colors = palette_colors(palette)
-    counts = np.bincount(categories.reshape(-1), minlength=256)
-    present = [int(c) for c in np.flatnonzero(counts)]
-    if present and present[-1] >= len(colors):
-        raise ValueError(f"category_mask has category {present[-1]} but the palette has only {len(colors)} colors")
+    highest = int(categories.max()) if len(colors) < 256 else 0  # a full palette colors every uint8 category
+    if highest >= len(colors):
+        raise ValueError(f"category_mask has category {highest} but the palette has only {len(colors)} colors")
     flat_palette = [0] * 768
     weights = [0] * 256
     level = round(opacity * 255)
@@ -948,7 +947,8 @@ def overlay(
 
     _split_rows(height, width, work)
     if labels is not None:
-        shown = [c for c in present if c < len(colors) and colors[c] is not None]
+        present = np.flatnonzero(np.bincount(categories.reshape(-1), minlength=256))
+        shown = [int(c) for c in present if c < len(colors) and colors[c] is not None]
         box = legend(labels, colors, shown, text_size=max(10, round(height / 40)))[: height - 4, : width - 4]
         if box.size:
             bh, bw = box.shape[:2]

@@ -388,6 +388,7 @@ def test_hair_result_gives_the_hair(astronaut: np.ndarray) -> None:
     assert ((from_categories > 0.5) == (hair > 0.5)).mean() > 0.999
 
 
+@pytest.mark.slow
 def test_deeplab_result_with_categories(models: Path) -> None:
     image = load_rgb("cats_and_dogs.jpg")
     options = ImageSegmenterOptions(
