@@ -43,6 +43,9 @@ ADD, AVERAGE_POOL_2D, CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE = 0,
 LOGISTIC, MAX_POOL_2D, MUL, RELU, RELU_N1_TO_1, RELU6, RESHAPE, RESIZE_BILINEAR = 14, 17, 18, 19, 20, 21, 22, 23
 SOFTMAX, TANH, CUSTOM, MEAN, SUB, DIV, PRELU, SLICE = 25, 28, 32, 40, 41, 42, 54, 65
 RESIZE_NEAREST_NEIGHBOR, QUANTIZE, HARD_SWISH = 97, 114, 117
+CALL, IF, WHILE, CALL_ONCE = 31, 118, 119, 129
+# Operators that run other subgraphs: BuiltinOptions member and the fields holding subgraph indices.
+SUBGRAPH_OPS = {CALL: (16, (0,)), IF: (92, (0, 1)), WHILE: (93, (0, 1)), CALL_ONCE: (103, (0,))}
 # BuiltinOptions union members (schema.fbs).
 CONV_OPTIONS, DEPTHWISE_OPTIONS, POOL_OPTIONS, CONCAT_OPTIONS, RESIZE_OPTIONS = 1, 2, 5, 10, 15
 REDUCER_OPTIONS, RESIZE_NN_OPTIONS = 27, 74
@@ -92,8 +95,11 @@ def check_subgraph(
     ops: Sequence[Operator],
     inputs: Sequence[int],
     outputs: Sequence[int],
+    index: int = 0,
+    n_subgraphs: int = 1,
 ) -> None:
-    """Apply every rule of the module docstring to one subgraph; ValueError (via `r.fail`) on the first broken one."""
+    """Apply every rule of the module docstring to subgraph `index` of `n_subgraphs`; ValueError (via `r.fail`) on
+    the first broken one."""
     arena = 0
     for k, t in enumerate(tensors):
         what = f"{path}.tensors[{k}] ({t.name!r})"
@@ -129,10 +135,26 @@ def check_subgraph(
             if available[i]:
                 r.fail(f"{what}: output tensor {i} is already a constant, a graph input or another op's output")
             available[i] = True
+        if op.code in SUBGRAPH_OPS:
+            _check_callees(r, what, op, index, n_subgraphs)
         _check_operator(r, what, tensors, op)
     for k, i in enumerate(outputs):
         if not available[i]:
             r.fail(f"{path}.outputs[{k}]: Output tensor {i} is not produced")
+
+
+def _check_callees(r: Reader, what: str, op: Operator, index: int, n_subgraphs: int) -> None:
+    """Control flow may only run later subgraphs: an index out of range or a call back into this subgraph (or an
+    earlier one, so a cycle) would crash or recurse without end in the interpreter."""
+    expected, fields = SUBGRAPH_OPS[op.code]
+    if op.options is None or op.options_type != expected:
+        r.fail(f"{what}: a control-flow operator without its options")
+    for f in fields:
+        callee = int(op.options.scalar(f, I32))
+        if not index < callee < n_subgraphs:
+            r.fail(
+                f"{what}: calls subgraph {callee}; only later subgraphs ({index + 1}..{n_subgraphs - 1}) may be called"
+            )
 
 
 def _check_operator(r: Reader, what: str, tensors: Sequence[Tensor], op: Operator) -> None:

@@ -145,6 +145,11 @@ def read_model_info(model: bytes, parsed: TFLiteModel | None = None) -> ModelInf
     """
     tfl = parsed if parsed is not None else parse_model(model)
     sg = tfl.subgraphs[0]
+    channels = output_channels(tuple(sg.tensors[i] for i in sg.outputs))
+    if channels > MAX_CATEGORIES:
+        raise ValueError(
+            f"the mask output has {channels} channels; a category mask holds at most {MAX_CATEGORIES} categories"
+        )
     base = ModelInfo(
         inputs=tuple(sg.tensors[i] for i in sg.inputs),
         outputs=tuple(sg.tensors[i] for i in sg.outputs),
@@ -213,10 +218,6 @@ def _labels(first: LabelFile, outputs: tuple[TensorInfo, ...]) -> tuple[str, ...
     if not first.text:
         raise ValueError("Expected non-empty labels file.")
     channels = output_channels(outputs)
-    if channels > MAX_CATEGORIES:
-        raise ValueError(
-            f"the mask output has {channels} channels; a category mask holds at most {MAX_CATEGORIES} categories"
-        )
     breaks = first.text.count("\n") + first.text.count("\r")
     if breaks > 2 * channels + 2:
         raise ValueError(f"labels file {first.name!r} has {breaks} line breaks for {channels} output channel(s)")

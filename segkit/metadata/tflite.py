@@ -85,7 +85,7 @@ def parse_model(model: bytes) -> TFLiteModel:
     sg_tables = root.tables(2, "subgraphs")
     if not sg_tables:
         r.fail("the model has no subgraphs")
-    subgraphs = tuple(_subgraph(r, sg, codes, spans, len(model)) for sg in sg_tables)
+    subgraphs = tuple(_subgraph(r, sg, codes, spans, len(model), k, len(sg_tables)) for k, sg in enumerate(sg_tables))
 
     for k, index in enumerate(root.scalars(5, I32) or ()):
         _check_index(r, int(index), len(buffers), f"metadata_buffer[{k}]")
@@ -117,7 +117,13 @@ def _buffer_span(r: Reader, b: Table, size: int) -> tuple[int, int]:
 
 
 def _subgraph(
-    r: Reader, sg: Table, codes: list[tuple[int, str | None]], spans: list[tuple[int, int]], size: int
+    r: Reader,
+    sg: Table,
+    codes: list[tuple[int, str | None]],
+    spans: list[tuple[int, int]],
+    size: int,
+    index: int,
+    n_subgraphs: int,
 ) -> Subgraph:
     """One subgraph: tensors, inputs/outputs and operators, every index and graph rule checked."""
     parsed = [_tensor(r, t, spans) for t in sg.tables(0, "tensors")]
@@ -127,8 +133,8 @@ def _subgraph(
     outputs = _indices(r, sg, 2, n, f"{sg.path}.outputs", optional=False)
     ops = []
     for op in sg.tables(3, "operators"):
-        index = int(op.scalar(0, U32))
-        _check_index(r, index, len(codes), f"{op.path}.opcode_index")
+        opcode = int(op.scalar(0, U32))
+        _check_index(r, opcode, len(codes), f"{op.path}.opcode_index")
         op_inputs = _indices(r, op, 1, n, f"{op.path}.inputs", optional=True)
         op_outputs = _indices(r, op, 2, n, f"{op.path}.outputs", optional=True)
         _indices(r, op, 8, n, f"{op.path}.intermediates", optional=True)
@@ -136,10 +142,10 @@ def _subgraph(
         options = op.table(4, "builtin_options")
         op.table(12, "builtin_options_2")
         _check_range(r, op, 9, 10, size)
-        code, custom = codes[index]
+        code, custom = codes[opcode]
         ops.append(graph.Operator(code, custom, op_inputs, op_outputs, int(op.scalar(3, U8)), options, op.blob(5)))
     sg.string(4)
-    graph.check_subgraph(r, sg.path, [t for _, t in parsed], ops, inputs, outputs)
+    graph.check_subgraph(r, sg.path, [t for _, t in parsed], ops, inputs, outputs, index, n_subgraphs)
     return Subgraph(tensors, inputs, outputs)
 
 

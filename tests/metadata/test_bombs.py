@@ -84,6 +84,8 @@ def test_more_than_256_channels_is_refused() -> None:
         read_model_info(model)
     ok = probe_model((10, 10, 3), (1, 1, 256), labels=[f"c{k}" for k in range(256)])
     assert len(read_model_info(ok).labels) == 256
+    with pytest.raises(ValueError, match="the mask output has 300 channels"):
+        read_model_info(probe_model((10, 10, 3), (1, 1, 300), with_metadata=False))
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")

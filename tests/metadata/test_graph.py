@@ -269,3 +269,44 @@ def test_verification_is_quick(name: str) -> None:
     start = time.perf_counter()
     verify_model(model)
     assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize(("cond", "body", "ok"), [(0, 1, False), (1, 5, False), (1, 1, True)])
+def test_control_flow_may_only_call_later_subgraphs(cond: int, body: int, ok: bool) -> None:
+    from mediapipe.tasks.metadata import schema_py_generated as tfl
+
+    def with_while(m: Any) -> None:
+        code = tfl.OperatorCodeT()
+        code.deprecatedBuiltinCode = code.builtinCode = tfl.BuiltinOperator.WHILE
+        code.version = 1
+        m.operatorCodes.append(code)
+        sg = m.subgraphs[0]
+        out = tfl.TensorT()
+        out.shape, out.type, out.buffer, out.name = list(sg.tensors[sg.outputs[0]].shape), 0, 0, "looped"
+        sg.tensors.append(out)
+        op = tfl.OperatorT()
+        op.opcodeIndex = len(m.operatorCodes) - 1
+        op.inputs, op.outputs = [sg.outputs[0]], [len(sg.tensors) - 1]
+        op.builtinOptionsType = tfl.BuiltinOptions.WhileOptions
+        op.builtinOptions = tfl.WhileOptionsT()
+        op.builtinOptions.condSubgraphIndex, op.builtinOptions.bodySubgraphIndex = cond, body
+        sg.operators.append(op)
+        m.subgraphs.append(tfl.SubGraphT.InitFromObj(tfl.SubGraph.GetRootAs(_packed_subgraph(sg), 0)))
+
+    model = rebuilt(load("legacy/1x256x256x3_softmax.tflite"), with_while)
+    if ok:
+        verify_model(model)
+    else:
+        refused(model, r"calls subgraph \d+; only later subgraphs \(1\.\.1\) may be called")
+
+
+def _packed_subgraph(sg: Any) -> bytes:
+    """A copy of a subgraph (without its last, WHILE, operator) as a flatbuffer, to append as subgraph 1."""
+    import flatbuffers
+
+    ops, tensors = sg.operators, sg.tensors
+    sg.operators, sg.tensors = ops[:-1], tensors[:-1]
+    b = flatbuffers.Builder(1024)
+    b.Finish(sg.Pack(b))
+    sg.operators, sg.tensors = ops, tensors
+    return bytes(b.Output())
