@@ -48,7 +48,8 @@ class TFLiteModel:
 
 def verify_model(model: bytes) -> TFLiteModel:
     """Raise ValueError naming the problem unless `model` is a sane TFLite flatbuffer (checked before the
-    interpreter sees it: every table, vector, string, index and buffer range must lie inside the file).
+    interpreter sees it: every table, vector, string, index and buffer range must lie inside the file, and every
+    subgraph must pass the graph rules of `segkit.metadata.graph`).
 
     Returns the parsed structure, which `read_model_info` accepts so the file is not walked twice."""
     return parse_model(model)
