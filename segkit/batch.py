@@ -60,9 +60,11 @@ __all__ = [
     "MissingExtraError",
     "SetupError",
     "Task",
+    "UnknownCategoryError",
     "VideoProgress",
     "Worker",
     "atomic_write",
+    "choose_outputs",
     "decode_image",
     "default_workers",
     "encode_image",
@@ -162,6 +164,13 @@ class Task:
             raise ValueError("a replace task needs a background (a color or an image file)")
         if self.command == "recolor" and not self.color:
             raise ValueError("a recolor task needs a color")
+        if self.color is not None:
+            parse_color(self.color, "color")
+        if self.background is not None and not Path(self.background).is_file():
+            try:
+                parse_color(self.background, "background")
+            except ValueError as e:
+                raise ValueError(f"{e} (or an existing image file)") from None
 
     @property
     def outputs(self) -> int:
@@ -212,8 +221,12 @@ def model_labels(model: str | os.PathLike[str]) -> tuple[str, ...]:
     return tuple(str(i) for i in range(channels))
 
 
+class UnknownCategoryError(ValueError):
+    """A category that is not a class of the model; the message lists the model's labels."""
+
+
 def resolve_categories(spec: Sequence[str], labels: Sequence[str]) -> tuple[int, ...]:
-    """Class indices from label names (any case) or decimal indices; ValueError naming the bad item and the labels."""
+    """Class indices from label names (any case) or decimal indices; UnknownCategoryError naming the bad item."""
     lowered = [label.lower() for label in labels]
     indices: list[int] = []
     for item in (s.strip() for s in spec):
@@ -222,11 +235,12 @@ def resolve_categories(spec: Sequence[str], labels: Sequence[str]) -> tuple[int,
         elif item.lower() in lowered:
             index = lowered.index(item.lower())
         else:
-            raise ValueError(f"category {item!r} is not a class of this model; its labels: {', '.join(labels)}")
+            known = ", ".join(labels)
+            raise UnknownCategoryError(f"category {item!r} is not a class of this model; its labels: {known}")
         if index not in indices:
             indices.append(index)
     if not indices:
-        raise ValueError(f"no category given; this model's labels: {', '.join(labels)}")
+        raise UnknownCategoryError(f"no category given; this model's labels: {', '.join(labels)}")
     return tuple(indices)
 
 
@@ -242,6 +256,22 @@ def mask_outputs(kind: Literal["category", "confidence", "both", "alpha"], label
     if kind == "confidence":
         return confidence
     return (MaskOutput("category"), *confidence)
+
+
+def choose_outputs(
+    model: str | os.PathLike[str],
+    masks: Literal["category", "confidence", "both", "alpha"] = "alpha",
+    categories: Sequence[str | int] | None = None,
+) -> tuple[tuple[MaskOutput, ...], tuple[int, ...] | None]:
+    """``(Task.masks, Task.categories)`` for a user's choices, checked against the model's labels.
+
+    ``categories`` (label names or indices) is the subject for ``alpha`` and the effects, and picks the classes
+    written for ``confidence``/``both``. UnknownCategoryError names a category that is not a class of the model;
+    ValueError / OSError when the model file cannot be read.
+    """
+    labels = model_labels(model)
+    chosen = None if categories is None else resolve_categories([str(c) for c in categories], labels)
+    return mask_outputs(masks, labels, chosen if masks in ("confidence", "both") else None), chosen
 
 
 def _safe(label: str) -> str:

@@ -90,6 +90,21 @@ def test_task_checks_what_its_command_needs() -> None:
     with pytest.raises(ValueError, match="color"):
         Task(model="m.tflite", command="recolor")
     assert MaskOutput("confidence", 3).name == "confidence_03"
+    with pytest.raises(ValueError, match="'nocolor' is not a color"):
+        Task(model="m.tflite", command="recolor", color="nocolor")
+    with pytest.raises(ValueError, match="or an existing image file"):
+        Task(model="m.tflite", command="replace", background="nowhere.png")
+
+
+def test_choose_outputs_checks_the_users_choices() -> None:
+    deeplab = model_path("deeplabv3.tflite")
+    masks, subject = batch.choose_outputs(deeplab, "alpha", ["person"])
+    assert masks == (MaskOutput("alpha"),) and subject == (15,)
+    masks, chosen = batch.choose_outputs(deeplab, "confidence", ["horse", 15])
+    assert [m.name for m in masks] == ["confidence_13_horse", "confidence_15_person"] and chosen == (13, 15)
+    assert len(batch.choose_outputs(deeplab, "both")[0]) == 22
+    with pytest.raises(batch.UnknownCategoryError, match="'unicorn' is not a class"):
+        batch.choose_outputs(deeplab, "alpha", ["unicorn"])
 
 
 def test_run_files_reports_each_file(tmp_path: Path) -> None:

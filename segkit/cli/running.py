@@ -87,19 +87,16 @@ def resolve_model(name_or_path: str) -> Path:
 def build_task(options: RunOptions, model: Path) -> Task:
     """The batch task for the options, with categories, mask files and colors checked against the model."""
     try:
-        labels = batch.model_labels(model)
+        masks, categories = batch.choose_outputs(model, options.masks, options.categories)
+    except batch.UnknownCategoryError as e:
+        raise UsageError(str(e)) from None
     except (ValueError, OSError) as e:
         raise ModelProblem(f"cannot read model {model}: {e}") from None
     try:
-        categories = None if options.categories is None else batch.resolve_categories(options.categories, labels)
-        if options.color is not None:
-            batch.parse_color(options.color, "--color")
-        if options.background is not None and not Path(options.background).is_file():
-            batch.parse_color(options.background, "--background")
         return Task(
             model=str(model),
             command=options.command,
-            masks=batch.mask_outputs(options.masks, labels, categories if options.masks != "alpha" else None),
+            masks=masks,
             categories=categories,
             refine=options.refine,
             refine_radius=options.refine_radius,
