@@ -16,7 +16,7 @@ tasks, reads and writes the data (local folders, S3, GCS, ...)::
         num_cpus=1,  # per actor; the segmenter uses that many threads
         batch_size=16,
     )
-    ds.drop_columns(["image"]).write_images("s3://bucket/blurred/", column="output", file_format="jpg")
+    ds.drop_columns(["image"]).write_images("s3://bucket/blurred/", column="output", file_format="jpeg")
 
 :func:`run_files` is the command line's ``--engine ray``: the same :class:`segkit.batch.FileJob` s as the local
 pool, each processed by :meth:`segkit.batch.Worker.process_file` inside a Ray actor, so the files written are the

@@ -111,6 +111,28 @@ def test_cli_engine_ray_writes_the_bytes_of_workers_1_and_resumes(tmp_path: Path
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()} == stamps  # finished: skipped
 
 
+def test_cli_joins_a_two_node_cluster_by_address(tmp_path: Path) -> None:
+    from ray.cluster_utils import Cluster
+
+    photos = tmp_path / "photos"
+    make_photos(photos, 8)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        on_cluster = run_cli(
+            ["blur", str(photos), "--out", f"{tmp_path / 'cluster'}/", "--quiet", "--engine", "ray",
+             "--ray-address", cluster.address, "--workers", "2"]
+        )  # fmt: skip
+    finally:
+        cluster.shutdown()
+    local = run_cli(["blur", str(photos), "--out", f"{tmp_path / 'local'}/", "--quiet", "--workers", "1"])
+    assert on_cluster.returncode == 0, on_cluster.stderr[-3000:]
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert len(tree(tmp_path / "cluster")) == 8
+    assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
+
+
 # --- Segment in Dataset.map_batches -----------------------------------------------------------------------------
 
 
