@@ -2,15 +2,16 @@
 sequential MediaPipe + OpenCV script doing the same job.
 
 ```
-.venv/bin/python benchmarks/bench_throughput.py            # full: 200 + 20 files per job, 3 rounds (~3 min)
-.venv/bin/python benchmarks/bench_throughput.py --quick    # smoke run: 12 + 4 files, 1 round, every runner
+.venv/bin/python benchmarks/bench_throughput.py            # full: 200 + 20 files (replace: 100 + 10), 3 rounds
+.venv/bin/python benchmarks/bench_throughput.py --quick    # smoke run: 12 + 4 files (replace: 6 + 2), 1 round
 .venv/bin/python benchmarks/bench_throughput.py --jobs blur --no-ray --rounds 5 --json out.json
 ```
 
 Jobs (folders generated into a temporary directory from random crops of the photos in ``../shared/testdata``):
-``blur`` = background blur of 640x480 JPEGs, ``replace`` = background replaced by a color at 1280x720 (JPEG).
+``blur`` = background blur of 640x480 JPEGs, ``replace`` = background replaced by a color at 1280x720 (JPEG, half
+as many files: 3x the pixels each). The full run takes about 3 minutes on 2 idle cores, most of it start-ups.
 Every runner is a fresh process started the way a user would start it: the real ``segkit`` console script
-(``segkit blur DIR --out OUT --workers N --quiet``, with ``--engine ray`` for Ray) and, for the reference, this file
+(``segkit blur DIR --out OUT/ --workers N --quiet``, with ``--engine ray`` for Ray) and, for the reference, this file
 with ``--reference`` (mediapipe 1.2.2 ImageSegmenter on ``cv2.imread`` pixels, then ``cv2.GaussianBlur(55x55)`` +
 ``np.where`` for blur, an alpha blend with the color for replace, ``cv2.imwrite``), one file after another.
 
@@ -50,16 +51,22 @@ REPLACE_COLOR = (0, 177, 64)
 
 @dataclass(frozen=True)
 class FolderJob:
-    """One benchmark job: the segkit command line and the size of the JPEGs it runs on."""
+    """One benchmark job: the segkit command line, the size of the JPEGs it runs on, and the share of ``--files``
+    and ``--small`` it uses (the 1280x720 job has 3x the pixels per file: half the files keep the run short)."""
 
     name: str
     size: tuple[int, int]
     segkit_args: tuple[str, ...]
+    share: float = 1.0
+
+    def counts(self, small: int, large: int) -> tuple[int, int]:
+        """The number of files in this job's small and large folders."""
+        return max(1, round(small * self.share)), max(2, round(large * self.share))
 
 
 JOBS = {
     "blur": FolderJob("blur", (640, 480), ("blur",)),
-    "replace": FolderJob("replace", (1280, 720), ("replace", "--background", "#00b140")),
+    "replace": FolderJob("replace", (1280, 720), ("replace", "--background", "#00b140"), share=0.5),
 }
 
 
@@ -157,8 +164,9 @@ def same_outputs(a: Path, b: Path) -> bool:
 def measure(job: FolderJob, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Times every runner of ``job`` on the small and large folders, interleaved, for ``args.rounds`` rounds."""
     folders = {"small": work / f"{job.name}_small", "large": work / f"{job.name}_large"}
-    make_folder(folders["small"], args.small, job.size, seed=1)
-    make_folder(folders["large"], args.files, job.size, seed=2)
+    small, large = job.counts(args.small, args.files)
+    make_folder(folders["small"], small, job.size, seed=1)
+    make_folder(folders["large"], large, job.size, seed=2)
     commands = runner_commands(job, args.workers, args.ray)
     times: dict[str, dict[str, list[float]]] = {name: {"small": [], "large": []} for name in commands}
     order = [(name, size) for name in commands for size in ("small", "large")]
@@ -174,9 +182,10 @@ def measure(job: FolderJob, args: argparse.Namespace, work: Path) -> dict[str, A
     return {
         "job": job.name,
         "size": f"{job.size[0]}x{job.size[1]}",
+        "files": {"small": small, "large": large},
         "commands": {name: " ".join(command) for name, command in commands.items()},
         "times": times,
-        "rates": {name: rates(t, args.small, args.files) for name, t in times.items()},
+        "rates": {name: rates(t, small, large) for name, t in times.items()},
         "identical_to_workers_1": identical,
     }
 
@@ -272,8 +281,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--quick`` shrinks the folders and rounds for a smoke run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smoke run: 12 + 4 files, 1 round")
-    parser.add_argument("--files", type=int, default=200, help="files in the large folder (default 200)")
-    parser.add_argument("--small", type=int, default=20, help="files in the small folder (default 20)")
+    parser.add_argument("--files", type=int, default=200, help="blur's large folder (default 200; replace: half)")
+    parser.add_argument("--small", type=int, default=20, help="blur's small folder (default 20; replace: half)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="N for the pool and Ray")
     parser.add_argument("--jobs", default="blur,replace", help="comma-separated: blur, replace")
@@ -314,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"{platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} cores, load {load:.2f}; "
-        f"{args.files} + {args.small} files per job, {args.rounds} round(s), N = {args.workers}",
+        f"{args.files} + {args.small} files (replace: half), {args.rounds} round(s), N = {args.workers}",
         flush=True,
     )
     results = []
