@@ -67,6 +67,7 @@ __all__ = [
     "choose_outputs",
     "decode_image",
     "default_workers",
+    "describe_error",
     "encode_image",
     "image_format",
     "load_background",
@@ -469,7 +470,7 @@ class Worker:
         try:
             return ImageSegmenter.create_from_options(self._options(video))
         except (ValueError, RuntimeError, OSError, TypeError) as e:
-            raise SetupError(f"cannot load model {self.task.model}: {_describe(e)}") from None
+            raise SetupError(f"cannot load model {self.task.model}: {describe_error(e)}") from None
 
     def _image_segmenter(self) -> ImageSegmenter:
         if self._segmenter is None:
@@ -497,7 +498,7 @@ class Worker:
         except ImportError as e:  # segkit.video without PyAV: every video would fail the same way
             raise MissingExtraError(str(e)) from None
         except Exception as e:  # every per-file failure is reported, and the run goes on with the next file
-            return FileOutcome(job, "failed", _describe(e), time.perf_counter() - start)
+            return FileOutcome(job, "failed", describe_error(e), time.perf_counter() - start)
         return FileOutcome(job, "done", "", time.perf_counter() - start)
 
     def _process_image(self, job: FileJob, todo: Sequence[int]) -> None:
@@ -591,7 +592,7 @@ def parse_color(value: str, name: str) -> tuple[int, int, int]:
     return effects.parse_color(value, name)
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """One line for a failed file: the message, or the exception's type when the message is empty."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if isinstance(error, (ValueError, OSError)) and text:
@@ -652,7 +653,7 @@ def _serve(request: _Request, worker: Worker) -> _Answer:
     except SetupError as e:
         return _Failure(str(e), fatal=True)
     except Exception as e:  # the parent re-raises it (map_images) or reports it
-        return _Failure(_describe(e), fatal=False)
+        return _Failure(describe_error(e), fatal=False)
 
 
 def _stop(signum: int, frame: object) -> None:

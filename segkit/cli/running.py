@@ -139,31 +139,32 @@ def run_stream(task: Task, source: Path | None, dest: Destination, naming: Namin
     """One image from standard input or a file, to standard output or a file (``cat a.jpg | segkit cutout - -o -``)."""
     if dest.kind == "folder":
         raise UsageError("standard input has no file name: give --out a file or - for standard output")
-    if source is not None:
-        plan([source], dest, naming)  # the single-file checks
     if task.outputs != 1:
         raise UsageError(f"--masks writes {task.outputs} files per image: a pipe carries one; use --masks alpha")
+    if source is not None:
+        plan([source], dest, naming)  # the single-file checks
+    elif dest.path is not None:
+        naming.check_file(Path("stdin.png"), dest.path)
+    if source is None and sys.stdin.isatty():
+        raise UsageError("- reads image bytes from standard input: pipe or redirect a file into it")
     if dest.path is None and sys.stdout.isatty():
         raise UsageError("--out - writes image bytes: redirect standard output to a file or a pipe")
     data = sys.stdin.buffer.read() if source is None else source.read_bytes()
-    try:
-        rgb = batch.decode_image(data if source is None else source)
-    except ValueError as e:
-        print(f"segkit: error: {e}", file=sys.stderr)
-        return 1
+    suffix = dest.path.suffix if dest.path is not None else naming.format or _stream_suffix(task, data)
     worker = batch.Worker(task)
     try:
-        (output,) = worker.process_array(rgb)
+        (output,) = worker.process_array(batch.decode_image(data if source is None else source))
+        encoded = batch.encode_image(output, batch.image_format(suffix), jpeg_quality=task.jpeg_quality)
+    except batch.SetupError:
+        raise
+    except Exception as e:  # one line and exit status 1, as for a file of a folder run
+        print(f"segkit: error: {batch.describe_error(e)}", file=sys.stderr)
+        return 1
     finally:
         worker.close()
-    suffix = dest.path.suffix if dest.path is not None else naming.format or _stream_suffix(task, data)
-    if dest.kind == "file" and dest.path is not None:
-        naming.check_file(source or Path("stdin.png"), dest.path)
-    encoded = batch.encode_image(output, batch.image_format(suffix), jpeg_quality=task.jpeg_quality)
     if dest.path is None:
         return _to_stdout(encoded)
-    else:
-        batch.write_bytes(dest.path, encoded)
+    batch.write_bytes(dest.path, encoded)
     return 0
 
 
