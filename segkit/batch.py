@@ -442,10 +442,11 @@ class Worker:
     # -- segmenters --
 
     def _options(self, video: bool) -> ImageSegmenterOptions:
-        """The segmenter options the task asks for (only the masks the command needs)."""
+        """The segmenter options the task asks for (only the masks the command needs: each costs time)."""
         from segkit import BaseOptions, ImageSegmenterOptions, RunningMode
 
         task = self.task
+        kinds = {m.kind for m in task.masks} if task.command == "segment" else set()
         base = BaseOptions(
             model_asset_path=task.model,
             delegate=BaseOptions.Delegate.GPU if task.gpu else None,
@@ -454,14 +455,11 @@ class Worker:
         return ImageSegmenterOptions(
             base_options=base,
             running_mode=RunningMode.VIDEO if video else RunningMode.IMAGE,
-            output_confidence_masks=True,
-            output_category_mask=task.command == "overlay" or any(m.kind == "category" for m in self._masks()),
+            output_confidence_masks=task.command not in ("segment", "overlay") or any(k != "category" for k in kinds),
+            output_category_mask=task.command == "overlay" or "category" in kinds,
             num_threads=task.num_threads,
             normalization=task.normalization,
         )
-
-    def _masks(self) -> tuple[MaskOutput, ...]:
-        return self.task.masks if self.task.command == "segment" else ()
 
     def _create(self, video: bool) -> ImageSegmenter:
         """A new segmenter for the task; SetupError with the model and the reason when it cannot be built."""
