@@ -518,7 +518,7 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
     factor = _scale_for(sigma)
     rgb = _rgb_pil(pixels)
     # Normalized convolution in premultiplied RGBa: color * w and w = 1 - alpha are averaged down, blurred and
-    # interpolated back up together, and divided (RGBa -> RGBA) only at full size, so no subject color leaks out.
+    # interpolated back up together, and divided (RGBa -> RGB) only at full size, so no subject color leaks out.
     weighted = rgb.convert("RGBA")
     weighted.putalpha(PILImage.fromarray(255 - alpha, "L"))
     premultiplied = weighted.convert("RGBa")
@@ -531,11 +531,11 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
         size = (width, bottom - top)
         if factor > 1:
             box = (0.0, top / factor, width / factor, bottom / factor)
-            part = blurred.resize(size, PILImage.Resampling.BILINEAR, box=box).convert("RGBA")
+            part = blurred.resize(size, PILImage.Resampling.BILINEAR, box=box).convert("RGB")
         else:
-            part = blurred.crop((0, top, width, bottom)).convert("RGBA")
+            part = blurred.crop((0, top, width, bottom)).convert("RGB")
         part.paste(rgb.crop((0, top, width, bottom)), (0, 0), subject.crop((0, top, width, bottom)))
-        out[top:bottom] = np.asarray(part.convert("RGB"))
+        out[top:bottom] = np.asarray(part)
 
     _split_rows(height, width, work)
     return _with_alpha(out, pixels)
