@@ -104,6 +104,7 @@ def test_download_fetches_verifies_and_keeps(tmp_path: Path, server: tuple[str, 
     assert blurred.code == 0, blurred.err
 
 
+@pytest.mark.slow
 def test_corrupt_download_is_exit_3(tmp_path: Path, server: tuple[str, dict[str, bytes]]) -> None:
     url, files = server
     files[official_path("selfie_segmenter")] = b"x" * 1000

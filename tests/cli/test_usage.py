@@ -141,6 +141,7 @@ def test_download_usage(tmp_path: Path) -> None:
     assert unknown.code == 2 and "nosuchmodel" in unknown.err and "selfie_segmenter" in unknown.err
 
 
+@pytest.mark.slow
 def test_serve_is_handed_its_arguments() -> None:
     """``segkit serve --help`` reaches segkit.serve's own parser, or says which extra to install (exit 3)."""
     done = run("serve", "--help")
