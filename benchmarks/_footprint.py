@@ -6,6 +6,7 @@ library, segments one image and prints its figures as JSON.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import statistics
@@ -40,12 +41,14 @@ def _peak_rss_kb() -> int:
 def _child(lib: str, model: str, image_path: str) -> None:
     """Imports ``lib``, creates a both-masks segmenter, segments one image, prints timings and peak RSS."""
     t0 = time.perf_counter()
-    if lib == "segkit":
-        from segkit import BaseOptions, Image, ImageFormat, ImageSegmenter, ImageSegmenterOptions
-    else:
-        from mediapipe.tasks.python import BaseOptions
-        from mediapipe.tasks.python.vision import ImageSegmenter, ImageSegmenterOptions
-        from mediapipe.tasks.python.vision.core.image import Image, ImageFormat
+    # the same names from either library (mediapipe is untyped, so the module is Any)
+    api: Any = importlib.import_module("segkit" if lib == "segkit" else "mediapipe.tasks.python.vision")
+    core: Any = importlib.import_module("segkit" if lib == "segkit" else "mediapipe.tasks.python")
+    image_api: Any = importlib.import_module(
+        "segkit" if lib == "segkit" else "mediapipe.tasks.python.vision.core.image"
+    )
+    BaseOptions, Image, ImageFormat = core.BaseOptions, image_api.Image, image_api.ImageFormat
+    ImageSegmenter, ImageSegmenterOptions = api.ImageSegmenter, api.ImageSegmenterOptions
     t1 = time.perf_counter()
     options = ImageSegmenterOptions(
         base_options=BaseOptions(model_asset_path=model), output_confidence_masks=True, output_category_mask=True
@@ -79,7 +82,8 @@ def _run_json(cmd: list[str], timeout: float) -> dict[str, Any]:
     if proc.returncode != 0 or not lines:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"child exited {proc.returncode}: {last[:200]}")
-    return json.loads(lines[-1])
+    row: dict[str, Any] = json.loads(lines[-1])
+    return row
 
 
 def import_times(repeats: int, timeout: float = 120) -> dict[str, list[float]]:

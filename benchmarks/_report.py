@@ -22,14 +22,18 @@ def _spread(s: dict[str, float], spec: str = ".1f") -> str:
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """A plain aligned text table."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def timing_table(rows: list[dict[str, Any]]) -> str:
     """Latency per configuration, with numpy_view() access (the headline) and without; errors listed below."""
-    out, notes = [], []
+    out: list[list[str]] = []
+    notes: list[str] = []
     for r in rows:
         s = r["summary"]
         mark = {}
@@ -78,7 +82,7 @@ def breakdown_table(rows: list[dict[str, Any]]) -> str:
         st = s["stages"]
         out.append(
             [r["model"], r["size"], r["config"], fmt(s["total"])]
-            + [fmt(st[k]) for k in STAGES + ("other",)]
+            + [fmt(st[k]) for k in (*STAGES, "other")]
             + [fmt(s["raw_invoke"]), fmt(s["overhead_ms"]), fmt(s["overhead_pct"], ".0f") + "%"]
         )
     headers = [

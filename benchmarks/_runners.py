@@ -189,7 +189,7 @@ class Breakdown:
 
     total: list[float] = field(default_factory=list)
     raw_invoke: list[float] = field(default_factory=list)
-    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES + ("other",)})
+    stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in (*STAGES, "other")})
 
 
 def breakdown(lib: SegkitLib, runs: int) -> Breakdown:
@@ -265,7 +265,7 @@ def agreement(a: Masks, b: Masks) -> Agreement:
         if len(a.confidence) != len(b.confidence):
             return Agreement(None, None, f"{len(a.confidence)} vs {len(b.confidence)} confidence masks")
         diff = 0.0
-        for x, y in zip(a.confidence, b.confidence):
+        for x, y in zip(a.confidence, b.confidence, strict=True):
             x, y = x.reshape(x.shape[:2]), y.reshape(y.shape[:2])
             if x.shape != y.shape:
                 return Agreement(None, None, f"confidence shape {x.shape} vs {y.shape}")

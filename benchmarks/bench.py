@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import json
 import os
@@ -49,7 +50,9 @@ def _size(text: str) -> tuple[int, int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
     p.add_argument(
         "--models",
         nargs="+",
@@ -175,8 +178,8 @@ def bench_model(
     libs: dict[str, tuple[Any, str | None, Any, str | None]] = {}
     for config in args.configs:
         conf, cat = CONFIGS[config]
-        sk = _create(lambda: SegkitLib(model, conf, cat, args.threads, args.delegate, args.gpu_precision))
-        mp = _create(lambda: MediaPipeLib(model, conf, cat))
+        sk = _create(functools.partial(SegkitLib, model, conf, cat, args.threads, args.delegate, args.gpu_precision))
+        mp = _create(functools.partial(MediaPipeLib, model, conf, cat))
         libs[config] = sk + mp
     rows = []
     for (w, h), (pixels, _) in inputs.items():
@@ -230,9 +233,11 @@ def summarize(row: dict[str, Any]) -> None:
         summary["stages"] = {s: stats(v)["median"] for s, v in b["stages"].items()}
         summary["total"] = stats(b["total"])["median"]
         summary["raw_invoke"] = stats(b["raw_invoke"])["median"]
-        over = [t - r for t, r in zip(b["total"], b["raw_invoke"])]
+        over = [t - r for t, r in zip(b["total"], b["raw_invoke"], strict=True)]
         summary["overhead_ms"] = stats(over)["median"]
-        summary["overhead_pct"] = stats([o / r for o, r in zip(over, b["raw_invoke"])], scale=100)["median"]
+        summary["overhead_pct"] = stats([o / r for o, r in zip(over, b["raw_invoke"], strict=True)], scale=100)[
+            "median"
+        ]
     row["summary"] = summary
 
 

@@ -44,7 +44,7 @@ class BaseOptions:
         GPU = 2
 
     model_asset_path: str | None = None
-    model_asset_buffer: bytes | None = None
+    model_asset_buffer: bytes | bytearray | memoryview | None = None
     delegate: Delegate | None = None
     gpu_precision: Literal["fp16", "fp32"] = "fp16"
     gpu_fallback: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from mediapipe.tasks.python import BaseOptions as MpBaseOptions
@@ -13,7 +14,7 @@ from mediapipe.tasks.python.vision.core.image import ImageFormat as MpImageForma
 
 
 @functools.lru_cache(maxsize=32)
-def mediapipe_segmenter(model: str | Path | bytes, confidence: bool, category: bool) -> mp_vision.ImageSegmenter:
+def mediapipe_segmenter(model: str | Path | bytes, confidence: bool, category: bool) -> Any:  # mediapipe's, untyped
     """A cached IMAGE-mode MediaPipe segmenter for a model path or buffer."""
     if isinstance(model, bytes):
         base = MpBaseOptions(model_asset_buffer=model)

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the whole benchmark in quick mode, in a subprocess (~40 s)
+
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("selfie_segmenter", "selfie_segmenter_landscape", "hair_segmenter", "deeplabv3")
 SIZES = ("640x480", "1280x720")

@@ -18,6 +18,9 @@ import segkit
 from tests.conftest import MODELS_WITH_METADATA, load_rgb, model_path
 from tests.oracle import mediapipe_masks
 
+# The differential sweep against mediapipe (hypothesis draws dozens of images per model): the slow tier.
+pytestmark = pytest.mark.slow
+
 PHOTOS = ("astronaut.png", "cat.jpg", "cats_and_dogs.jpg", "segmentation_input_rotation0.jpg", "cat_large.jpg")
 ROTATIONS = (0, 90, 180, 270, -90, 450)
 # Examples per model; raise it (e.g. SEGKIT_PARITY_EXAMPLES=2000) for a thorough sweep.
@@ -53,7 +56,7 @@ def images(draw: st.DrawFn) -> np.ndarray:
         h, w = src.shape[:2]
         x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
         x1, y1 = int(rng.integers(x0 + 1, w + 1)), int(rng.integers(y0 + 1, h + 1))
-        crop = PILImage.fromarray(src[y0:y1, x0:x1]).resize((width, height), PILImage.BILINEAR)
+        crop = PILImage.fromarray(src[y0:y1, x0:x1]).resize((width, height), PILImage.Resampling.BILINEAR)
         pixels = np.asarray(crop)
     elif kind == "noise":
         pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -80,7 +83,7 @@ def compare(model: str, pixels: np.ndarray, rotation: int, confidence: bool, cat
     if confidence:
         assert expected_conf is not None and result.confidence_masks is not None
         assert len(result.confidence_masks) == len(expected_conf)
-        for index, (mask, expected) in enumerate(zip(result.confidence_masks, expected_conf)):
+        for index, (mask, expected) in enumerate(zip(result.confidence_masks, expected_conf, strict=True)):
             got = mask.numpy_view()
             assert got.shape == (*expected.shape, 1) and got.dtype == np.float32
             diff = float(np.max(np.abs(got[:, :, 0] - expected)))
@@ -118,7 +121,7 @@ def test_real_photos_equal_mediapipe(model: str, size: tuple[int, int]) -> None:
     from PIL import Image as PILImage
 
     for name in ("astronaut.png", "cats_and_dogs.jpg"):
-        pixels = np.asarray(PILImage.fromarray(photo(name)).resize(size, PILImage.BILINEAR))
+        pixels = np.asarray(PILImage.fromarray(photo(name)).resize(size, PILImage.Resampling.BILINEAR))
         compare(model, np.ascontiguousarray(pixels), 0, True, True)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ DEEPLAB = "deeplabv3.tflite"
 MAGNIFICATION = 10
 
 
-def options(model: str = DEEPLAB, **kwargs: object) -> ImageSegmenterOptions:
+def options(model: str = DEEPLAB, **kwargs: Any) -> ImageSegmenterOptions:
     return ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=str(model_path(model))), **kwargs)
 
 
@@ -135,9 +137,9 @@ def test_legacy_model_equals_tasks_model_with_override() -> None:
 
 def test_rotation_and_roi_errors(test_image: Image) -> None:
     with ImageSegmenter.create_from_options(options()) as seg:
-        with pytest.raises(ValueError, match="Expected rotation to be a multiple of 90°."):
+        with pytest.raises(ValueError, match=r"Expected rotation to be a multiple of 90°\."):
             seg.segment(test_image, ImageProcessingOptions(rotation_degrees=45))
-        with pytest.raises(ValueError, match="This task doesn't support region-of-interest."):
+        with pytest.raises(ValueError, match=r"This task doesn't support region-of-interest\."):
             seg.segment(test_image, ImageProcessingOptions(region_of_interest=RectF(0, 0, 1, 1)))
         assert seg.segment(test_image).confidence_masks is not None
 
@@ -145,7 +147,7 @@ def test_rotation_and_roi_errors(test_image: Image) -> None:
 def test_wrong_mode_messages(test_image: Image) -> None:
     with ImageSegmenter.create_from_options(options()) as seg:
         with pytest.raises(
-            ValueError, match="^Task is not initialized with the video mode. Current running mode:image mode$"
+            ValueError, match=r"^Task is not initialized with the video mode\. Current running mode:image mode$"
         ):
             seg.segment_for_video(test_image, 0)
         with pytest.raises(ValueError, match="not initialized with the live stream mode"):
@@ -179,7 +181,7 @@ def test_numpy_and_pil_inputs_equal_image_input() -> None:
         ref = seg.segment(Image(ImageFormat.SRGB, pixels))
         for variant in (pixels, PILImage.fromarray(pixels), np.asfortranarray(pixels), pixels[::1, ::1].copy()):
             got = seg.segment(variant)
-            assert np.array_equal(got.category_mask.numpy_view(), ref.category_mask.numpy_view())  # type: ignore[union-attr]
+            assert np.array_equal(got.category_mask.numpy_view(), ref.category_mask.numpy_view())
 
 
 def test_non_contiguous_and_read_only_arrays_work() -> None:
@@ -188,8 +190,8 @@ def test_non_contiguous_and_read_only_arrays_work() -> None:
     ro = np.ascontiguousarray(view)
     ro.flags.writeable = False
     with ImageSegmenter.create_from_options(options("selfie_segmenter.tflite")) as seg:
-        a = seg.segment(Image(ImageFormat.SRGB, view)).confidence_masks[0].numpy_view()  # type: ignore[index]
-        b = seg.segment(ro).confidence_masks[0].numpy_view()  # type: ignore[index]
+        a = seg.segment(Image(ImageFormat.SRGB, view)).confidence_masks[0].numpy_view()
+        b = seg.segment(ro).confidence_masks[0].numpy_view()
     assert np.array_equal(a, b)
 
 
@@ -200,7 +202,7 @@ def test_gray_input_works_as_rgb() -> None:
         b = seg.segment(np.repeat(gray[:, :, None], 3, axis=2))
         c = seg.segment(Image(ImageFormat.GRAY16, gray.astype(np.uint16) * 257))
     for r in (a, c):
-        assert np.array_equal(r.category_mask.numpy_view(), b.category_mask.numpy_view())  # type: ignore[union-attr]
+        assert np.array_equal(r.category_mask.numpy_view(), b.category_mask.numpy_view())
 
 
 def test_one_pixel_images_do_not_crash() -> None:
@@ -287,11 +289,11 @@ def test_display_names_locale() -> None:
 def test_rotation_keeps_input_size_and_upright_opt_in_swaps() -> None:
     pixels = load_rgb("astronaut.png")[:200, :320]
     with ImageSegmenter.create_from_options(options("selfie_segmenter.tflite")) as seg:
-        plain = seg.segment(pixels, ImageProcessingOptions(rotation_degrees=90)).confidence_masks[0]  # type: ignore[index]
+        plain = seg.segment(pixels, ImageProcessingOptions(rotation_degrees=90)).confidence_masks[0]
     assert (plain.width, plain.height) == (320, 200)
     with ImageSegmenter.create_from_options(options("selfie_segmenter.tflite", output_upright=True)) as seg:
-        upright = seg.segment(pixels, ImageProcessingOptions(rotation_degrees=90)).confidence_masks[0]  # type: ignore[index]
-        direct = seg.segment(np.ascontiguousarray(np.rot90(pixels, -1))).confidence_masks[0]  # type: ignore[index]
+        upright = seg.segment(pixels, ImageProcessingOptions(rotation_degrees=90)).confidence_masks[0]
+        direct = seg.segment(np.ascontiguousarray(np.rot90(pixels, -1))).confidence_masks[0]
     assert (upright.width, upright.height) == (200, 320)
     # MediaPipe's rotated sampling grid is offset by up to a pixel from rotating first, so close, not equal.
     assert np.mean((upright.numpy_view() > 0.5) == (direct.numpy_view() > 0.5)) > 0.99
@@ -339,7 +341,7 @@ def test_numpy_input_is_read_in_place_and_left_untouched() -> None:
     pixels = load_rgb("astronaut.png")[:120, :160].copy()
     before = pixels.copy()
     with ImageSegmenter.create_from_options(options("selfie_segmenter.tflite")) as seg:
-        a = seg.segment(pixels).confidence_masks[0].numpy_view().copy()  # type: ignore[index]
-        b = seg.segment(Image(ImageFormat.SRGB, pixels)).confidence_masks[0].numpy_view()  # type: ignore[index]
+        a = seg.segment(pixels).confidence_masks[0].numpy_view().copy()
+        b = seg.segment(Image(ImageFormat.SRGB, pixels)).confidence_masks[0].numpy_view()
     assert pixels.flags.writeable and np.array_equal(pixels, before)
     assert np.array_equal(a, b)

@@ -88,8 +88,8 @@ def to_pixels(data: np.ndarray, image_format: int, channels: int) -> np.ndarray:
     For ``channels == 3`` an RGBA image may come back with its 4 channels (no copy); the warp reads only the
     first three. For ``channels == 4`` an image with alpha comes back as RGBA; one without alpha comes back
     with 3 channels, which ``Preprocessor`` reads as opaque (alpha 255) without materializing an RGBA copy
-    (the segmenter's hair-mask feedback supplies its own alpha plane). The result may be a read-only or non-contiguous view of ``data``;
-    the caller must not write to it."""
+    (the segmenter's hair-mask feedback supplies its own alpha plane). The result may be a read-only or
+    non-contiguous view of ``data``; the caller must not write to it."""
     if channels not in (3, 4):
         raise ValueError(f"Model input needs 3 or 4 channels, got {channels}")
     data = np.asarray(data)

@@ -45,7 +45,8 @@ class Runtime(Protocol):
 
     input_spec: TensorSpec
     output_specs: tuple[TensorSpec, ...]
-    accelerator: str
+    accelerator: str  # "cpu" or "gpu"
+    backend: str  # the package running it: "ai-edge-litert" or "tflite-runtime"
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Runs the model; the returned arrays are owned by the runtime and valid until the next run()."""

@@ -1,4 +1,4 @@
-"""MediaPipe's ``mediapipe.tasks`` layout, so code written as ``import mediapipe as mp`` runs as ``import segkit as mp``.
+"""MediaPipe's ``mediapipe.tasks`` layout: code written as ``import mediapipe as mp`` runs as ``import segkit as mp``.
 
 Only names; everything is defined in the modules it comes from.
 """

@@ -7,6 +7,7 @@ the tensor size is enough here), so the category-mask pruning sees realistic cla
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -74,9 +75,9 @@ def main() -> None:
         logits = model_logits(model, four, mean, std, image)
         pp = Postprocessor(act, logits.shape, num_threads=args.threads)
         for width, height in SIZES:
-            conf = median_ms(lambda: pp.confidence_masks(logits, width, height), args.repeats, args.hold)
-            cat = median_ms(lambda: pp.category_mask(logits, width, height), args.repeats, args.hold)
-            both = median_ms(lambda: pp.masks(logits, width, height), args.repeats, args.hold)
+            conf = median_ms(functools.partial(pp.confidence_masks, logits, width, height), args.repeats, args.hold)
+            cat = median_ms(functools.partial(pp.category_mask, logits, width, height), args.repeats, args.hold)
+            both = median_ms(functools.partial(pp.masks, logits, width, height), args.repeats, args.hold)
             times = f"confidence {conf:6.2f} ms  category {cat:6.2f} ms  both {both:6.2f} ms"
             print(f"{label:22s} {width}x{height}: {times}")
         pp.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ class Probe:
         lo = F32(F32(0.0 - self.mean) / F32(self.std))
         hi = F32(F32(255.0 - self.mean) / F32(self.std))
         scale = F32(F32(hi - lo) / F32(255.0))
-        tensor = np.multiply(pixels.astype(F32), scale, dtype=F32) + lo
+        tensor: np.ndarray = np.multiply(pixels.astype(F32), scale, dtype=F32) + lo
         return tensor.ravel()[: math.prod(self.output_hwc)].reshape(self.output_hwc)
 
 
@@ -52,7 +53,7 @@ class Oracle:
     def __init__(self) -> None:
         self._segmenters: dict[Probe, object] = {}
 
-    def segmenter(self, probe: Probe) -> object:
+    def segmenter(self, probe: Probe) -> Any:  # mediapipe's ImageSegmenter (untyped)
         """A MediaPipe ImageSegmenter for ``probe``'s model, built once per probe."""
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import ImageSegmenter, ImageSegmenterOptions

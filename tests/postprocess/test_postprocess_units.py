@@ -41,7 +41,8 @@ def _reference_category(k: np.ndarray, width: int, height: int, activation: int)
         return i0, i1, F32(min(max(p - F32(i0), F32(0)), F32(1)))
 
     def lerp(a: np.ndarray, b: np.ndarray, t: np.float32) -> np.ndarray:
-        return (a + (b - a) * t).astype(F32)
+        value: np.ndarray = (a + (b - a) * t).astype(F32)
+        return value
 
     out = np.empty((height, width), np.uint8)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -103,18 +104,20 @@ def test_one_pixel_category_samples_the_first_row_and_column() -> None:
 def test_masks_are_fresh_and_thread_count_does_not_matter() -> None:
     rng = np.random.default_rng(5)
     k = rng.normal(0, 4, (33, 47, 5)).astype(F32)
-    results = []
+    results: list[tuple[list[np.ndarray], np.ndarray]] = []
     for threads in (1, 2, 3):
         pp = Postprocessor(2, k.shape, num_threads=threads)
         first = pp.masks(k, 301, 197)
         second = pp.masks(k, 301, 197)
-        assert first[0] is not None and second[0] is not None and first[1] is not None
+        assert first[0] is not None and second[0] is not None and first[1] is not None and second[1] is not None
         assert not np.shares_memory(first[0][0], second[0][0]) and not np.shares_memory(first[1], second[1])
         assert not np.shares_memory(first[0][0], k)
-        results.append(first)
+        results.append((first[0], first[1]))
         pp.close()
     for conf, cat in results[1:]:
-        assert all(np.array_equal(a.view(np.uint32), b.view(np.uint32)) for a, b in zip(conf, results[0][0]))
+        assert all(
+            np.array_equal(a.view(np.uint32), b.view(np.uint32)) for a, b in zip(conf, results[0][0], strict=True)
+        )
         assert np.array_equal(cat, results[0][1])
 
 

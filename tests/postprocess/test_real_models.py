@@ -51,7 +51,7 @@ def _litert(model: str, pixels: np.ndarray, mean: float, std: float, four: bool)
     lo, hi = F32(F32(0 - mean) / F32(std)), F32(F32(255 - mean) / F32(std))
     x = np.multiply(pixels.astype(F32), F32(F32(hi - lo) / F32(255)), dtype=F32) + lo
     if four:  # MediaPipe zeroes the hair model's alpha channel
-        x = np.concatenate([x, np.full(x.shape[:2] + (1,), lo, F32)], axis=-1)
+        x = np.concatenate([x, np.full((*x.shape[:2], 1), lo, F32)], axis=-1)
     it = Interpreter(model_path=str(model_path(model)))
     it.allocate_tensors()
     it.set_tensor(it.get_input_details()[0]["index"], x[None])
@@ -75,7 +75,7 @@ def test_real_model_masks_match_mediapipe(
         theirs = np.stack(mp_conf, axis=-1)
         assert np.array_equal(pp.category_mask(theirs, w, h), mp_cat)
     conf, cat = pp.masks(logits, w, h)
-    assert conf is not None and len(conf) == len(mp_conf)
-    differing = sum(bits_differ(a, b) for a, b in zip(conf, mp_conf))
+    assert conf is not None and cat is not None and len(conf) == len(mp_conf)
+    differing = sum(bits_differ(a, b) for a, b in zip(conf, mp_conf, strict=True))
     assert differing == 0, f"{model}: {differing} confidence values differ (LiteRT vs MediaPipe inference?)"
     assert np.array_equal(cat, mp_cat)

@@ -29,9 +29,9 @@ def _fresh(activation: int, logits: np.ndarray, width: int, height: int) -> tupl
 
 def _same(a: tuple[list[np.ndarray], np.ndarray], b: tuple[list[np.ndarray] | None, np.ndarray | None]) -> bool:
     assert b[0] is not None and b[1] is not None
-    return all(np.array_equal(x.view(np.uint32), y.view(np.uint32)) for x, y in zip(a[0], b[0])) and np.array_equal(
-        a[1], b[1]
-    )
+    return all(
+        np.array_equal(x.view(np.uint32), y.view(np.uint32)) for x, y in zip(a[0], b[0], strict=True)
+    ) and np.array_equal(a[1], b[1])
 
 
 @pytest.mark.parametrize(("width", "height"), [(23, 17), (11, 9), (22, 18)])  # resize, same size, 2x (no area)
@@ -97,7 +97,7 @@ def test_frozen_and_exported_masks_stay_pinned() -> None:
     frozen = cat[:, :, None]
     frozen.flags.writeable = False  # what ImageSegmenter's Image wrapper does
     cat.flags.writeable = False  # and a caller freezing the block itself
-    exported = memoryview(conf[2])
+    exported = conf[2].data  # a memoryview: a buffer export of the mask
     want_cat, want_conf = cat.copy(), conf[2].copy()
     del conf, cat
     gc.collect()

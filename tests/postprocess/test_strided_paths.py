@@ -136,7 +136,7 @@ def test_logits_of_other_float_types_are_converted_and_others_refused() -> None:
     pp = Postprocessor(0, k.shape)
     conf, cat = pp.masks(k, 15, 9)
     conf32, cat32 = pp.masks(k.astype(F32), 15, 9)
-    assert conf is not None and conf32 is not None
-    assert all(_same(a, b) for a, b in zip(conf, conf32)) and np.array_equal(cat, cat32)
+    assert conf is not None and conf32 is not None and cat is not None and cat32 is not None
+    assert all(_same(a, b) for a, b in zip(conf, conf32, strict=True)) and np.array_equal(cat, cat32)
     with pytest.raises(TypeError):
         pp.masks(k.astype(np.complex64), 15, 9)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -67,6 +68,7 @@ def test_thread_count_does_not_change_a_bit(
         two.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("c", "activation"), [(1, 0), (1, 1), (2, 2), (3, 2), (21, 0), (4, 1)])
 def test_large_outputs_split_at_the_real_thresholds_and_match(c: int, activation: int) -> None:
     """Sizes above the measured break-even (the production path), including NaN/inf logits."""
@@ -88,9 +90,17 @@ def test_every_pass_really_runs_on_both_threads(monkeypatch: pytest.MonkeyPatch)
     seen: set[str] = set()
     real_run = Helpers.run
 
-    def spy(self: Helpers, jobs: list) -> None:  # type: ignore[type-arg]
+    def spy(self: Helpers, jobs: list[Callable[[], object]]) -> None:
         assert len(jobs) == 2
-        real_run(self, [lambda job=job: (seen.add(threading.current_thread().name), job()) for job in jobs])
+
+        def traced(job: Callable[[], object]) -> Callable[[], object]:
+            def run() -> object:
+                seen.add(threading.current_thread().name)
+                return job()
+
+            return run
+
+        real_run(self, [traced(job) for job in jobs])
 
     monkeypatch.setattr(Helpers, "run", spy)
     monkeypatch.setattr(post, "SPLIT_CATEGORY_BAND_ELEMENTS", 32)  # several bands even for the 10x15 mask
@@ -147,6 +157,7 @@ def test_close_joins_the_helper_and_the_postprocessor_stays_usable() -> None:
     assert not set(threading.enumerate()) - before
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("always_split")
 def test_create_close_cycles_leave_the_thread_count_flat() -> None:
     k = np.random.default_rng(4).normal(0, 1, (24, 20, 2)).astype(F32)
@@ -161,6 +172,7 @@ def test_create_close_cycles_leave_the_thread_count_flat() -> None:
     assert threading.active_count() <= count
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("always_split")
 def test_an_unclosed_postprocessor_lets_its_helper_exit() -> None:
     k = np.random.default_rng(5).normal(0, 1, (24, 20, 2)).astype(F32)
@@ -187,6 +199,7 @@ def test_the_helper_keeps_no_reference_to_the_logits() -> None:
     pp.close()
 
 
+@pytest.mark.slow
 def test_an_unclosed_helper_does_not_block_interpreter_exit() -> None:
     code = (
         "import numpy as np\n"
@@ -198,10 +211,9 @@ def test_an_unclosed_helper_does_not_block_interpreter_exit() -> None:
         "assert any(t.name.startswith('segkit-post') for t in threading.enumerate())\n"
         "KEEP = pp\n"
     )
-    t = time.monotonic()
+    # a hang at interpreter exit raises TimeoutExpired (60 s: generous for a loaded machine, still a clear failure)
     done = subprocess.run([sys.executable, "-c", code], timeout=60, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - t < 30
 
 
 def test_errors_in_either_thread_propagate_after_both_finish() -> None:

@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from segkit.postprocess import Postprocessor
 from tests.postprocess.conftest import Oracle, Probe, bits_differ
 
+# Probe models run through mediapipe for every drawn case: the slow tier.
+pytestmark = pytest.mark.slow
+
 # (mean, std): logits in [0, 255], [-1, 1], [0, 1] (crosses the 0.5 cut), [-10, 10], [-255, 255] (sigmoid
 # saturates to equal values, so SIGMOID argmax ties).
 NORMALIZATIONS = ((0.0, 1.0), (127.5, 127.5), (0.0, 255.0), (127.5, 12.75), (127.5, 0.5))
@@ -34,7 +37,7 @@ def check(oracle: Oracle, probe: Probe, pixels: np.ndarray, threads: int = 1) ->
     conf, cat = pp.masks(logits, tw, th)
     assert conf is not None and cat is not None
     assert len(conf) == len(mp.confidence) == probe.output_hwc[2]
-    for c, (ours, theirs) in enumerate(zip(conf, mp.confidence)):
+    for c, (ours, theirs) in enumerate(zip(conf, mp.confidence, strict=True)):
         assert ours.dtype == np.float32 and ours.shape == (th, tw)
         assert bits_differ(ours, theirs) == 0, f"{probe}: confidence mask {c} differs in {bits_differ(ours, theirs)} px"
     assert cat.dtype == np.uint8 and cat.shape == (th, tw)

@@ -53,6 +53,7 @@ def both_ways(image: np.ndarray, spec: InputSpec, rotation: int) -> tuple[np.nda
     return got, slow(image, rotation).copy(), isinstance(plan, SeparableWarpPlan)
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=150)
 @given(
     SIZES,
@@ -116,6 +117,7 @@ def banded(image: np.ndarray, h: int, w: int) -> np.ndarray:
     return out
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=120)
 @given(
     st.integers(1, 400),
@@ -168,6 +170,7 @@ def reference_warp(image: np.ndarray, h: int, w: int, rotation: int) -> np.ndarr
     return out
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=150)
 @given(
     SIZES,

@@ -6,6 +6,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ def ours(image: np.ndarray, h: int, w: int, kind: str) -> np.ndarray:
     return reference.resize(image, h, w, kind)
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=200)
 @given(SIZES, SIZES, SIZES, SIZES, st.sampled_from([4, 3, 1]), st.integers(0, 2**32 - 1))
 @example(480, 640, 512, 512, 4, 0)
@@ -35,6 +37,7 @@ def test_linear_matches_cv2(H: int, W: int, h: int, w: int, cn: int, seed: int) 
     assert np.array_equal(ours(image, h, w, "linear"), want)
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=200)
 @given(
     st.integers(2, 400),
@@ -79,6 +82,7 @@ def cases(draw: st.DrawFn) -> tuple[Any, ...]:
     return h, w, (th, tw), hair, fmt, norm, rotation, source
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 @example((24, 40, (16, 16), True, SRGB, (0.0, 1.0), 0, 0))

@@ -15,6 +15,9 @@ from segkit.preprocess.color import SRGB, SRGBA
 from tests.conftest import load_rgb
 from tests.preprocess import oracle
 
+# Probe models run through mediapipe for every drawn case: the slow tier.
+pytestmark = pytest.mark.slow
+
 ROTATIONS = (0, 90, 180, 270, -90, 450)
 NORMALIZATIONS = ((0.0, 1.0), (0.0, 255.0), (127.5, 127.5))
 REAL_IMAGES = ("astronaut.png", "cat.jpg", "cats_and_dogs.jpg", "cat_large.jpg")

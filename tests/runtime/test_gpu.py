@@ -37,7 +37,9 @@ def _photo_input(model: bytes, shape: tuple[int, ...]) -> np.ndarray:
     _, h, w, c = shape
     norm = read_model_info(model).normalization
     assert norm is not None
-    pixels = np.asarray(PILImage.fromarray(load_rgb("astronaut.png")).resize((w, h), PILImage.BILINEAR), np.float32)
+    pixels = np.asarray(
+        PILImage.fromarray(load_rgb("astronaut.png")).resize((w, h), PILImage.Resampling.BILINEAR), np.float32
+    )
     x = np.zeros((1, h, w, c), np.float32)
     x[0, ..., :3] = (pixels - norm.mean[0]) / norm.std[0]
     return x
@@ -66,7 +68,7 @@ def test_gpu_matches_cpu(name: str, precision: str) -> None:
     model, x, ref, cpu_specs = _reference(name)
     rt = open_runtime(model, delegate="gpu", gpu_precision=precision)
     try:
-        assert rt.accelerator == "gpu"
+        assert rt.accelerator == "gpu" and isinstance(rt, gpu.GpuRuntime)
         assert rt.fully_accelerated is True, f"{name}: not every op runs on the GPU"
         assert (rt.input_spec, *rt.output_specs) == cpu_specs
         out = rt.run(x)[0]
@@ -123,7 +125,7 @@ def test_segmenter_runs_on_the_gpu() -> None:
 
     from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions
 
-    image = np.asarray(PILImage.fromarray(load_rgb("astronaut.png")).resize((96, 80), PILImage.BILINEAR))
+    image = np.asarray(PILImage.fromarray(load_rgb("astronaut.png")).resize((96, 80), PILImage.Resampling.BILINEAR))
 
     def segment(delegate: BaseOptions.Delegate) -> tuple[str, np.ndarray, np.ndarray]:
         base = BaseOptions(
@@ -175,6 +177,7 @@ _NO_DRIVER_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_no_vulkan_driver_raises_a_clear_error_and_fallback_warns_once() -> None:
     """With the Vulkan driver file pointing nowhere, no GPU starts: the error says why and how to fix it."""
     env = {k: v for k, v in os.environ.items() if k not in ("VK_ICD_FILENAMES", "VK_DRIVER_FILES")}

@@ -44,6 +44,7 @@ def test_cpu_segmenter_prints_nothing_by_default() -> None:
     assert done.stderr == "" and done.stdout == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", ["info", "debug", "INFO"])
 def test_log_level_info_shows_litert_info_lines(level: str) -> None:
     done = _run("cpu", level)

@@ -65,7 +65,7 @@ def test_two_runs_give_identical_outputs(name: str) -> None:
     x = _input(rt, 1)
     first = [o.copy() for o in rt.run(x)]
     second = rt.run(x)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -105,14 +105,14 @@ def test_thread_count_is_honoured(threads: int) -> None:
     before = _thread_count()
     rt = _open("selfie_segmenter.tflite", num_threads=threads)
     rt.run(_input(rt, 6))
-    assert rt.num_threads == threads
+    assert isinstance(rt, InterpreterRuntime) and rt.num_threads == threads
     assert _thread_count() - before == threads - 1, "XNNPACK's pool has num_threads - 1 workers"
     rt.close()
 
 
 def test_default_thread_count_is_all_cores() -> None:
     rt = _open("legacy/1x256x256x3_softmax.tflite")
-    assert rt.num_threads == available_cores() >= 1
+    assert isinstance(rt, InterpreterRuntime) and rt.num_threads == available_cores() >= 1
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
@@ -166,6 +166,7 @@ def test_bad_bytes_raise_value_error(kind: str) -> None:
         open_runtime(_bad_models()[kind])
 
 
+@pytest.mark.slow
 def test_corrupted_models_never_crash_the_process() -> None:
     """Byte flips in a tiny model: every variant must load or raise a Python exception, never kill the process."""
     script = textwrap.dedent(
@@ -230,7 +231,7 @@ def test_tflite_backend_refuses_custom_ops_with_a_clear_error() -> None:
 def test_tflite_backend_missing_is_an_import_error() -> None:
     pytest.importorskip("ai_edge_litert")
     try:
-        import tflite_runtime  # noqa: F401
+        import tflite_runtime  # noqa: F401  # pyright: ignore[reportMissingImports]  # optional extra
     except ImportError:
         with pytest.raises(ImportError, match="tflite-runtime"):
             _open("deeplabv3.tflite", backend="tflite")
@@ -301,7 +302,7 @@ def test_a_caller_that_keeps_the_array_never_blocks_the_next_run() -> None:
     xa, xb = _input(rt, 13), _input(rt, 14) * 0.3
     kept = rt.run(xa)[0]
     part = kept[0, 10:20]  # a view of it, kept too
-    assert isinstance(rt, InterpreterRuntime)
+    assert isinstance(rt, InterpreterRuntime) and rt._interpreter is not None
     assert rt._interpreter._safe_to_run(), "no array pins LiteRT's wrapper (invoke() would refuse to run)"
     (now,) = rt.run(xb)  # must not raise
     expected_b = _fresh_output(name, xb)
@@ -385,4 +386,5 @@ def test_buffers_that_may_move_are_copied(kind: str) -> None:
     np.testing.assert_array_equal(second, x[..., :2] + 2)
     assert second is first
     fake = rt._interpreter
+    assert fake is not None
     assert np.shares_memory(second, fake.y) == (kind == "static")
