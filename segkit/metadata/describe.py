@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from segkit.metadata.info import ModelInfo, TensorMetadata
 from segkit.metadata.tflite import TensorInfo
+
+MAX_SHOWN = 32  # label files and locales listed; the rest are counted (a model may name thousands)
+MAX_NAME = 60  # characters shown of one label or display name
+MAX_LINE = 2000  # characters of one list of names
+
+
+def _names(names: Sequence[str]) -> str:
+    """Names joined by commas, each and the whole list cut to a readable length."""
+    text = ", ".join(n if len(n) <= MAX_NAME else n[:MAX_NAME] + "..." for n in names)
+    return text if len(text) <= MAX_LINE else text[:MAX_LINE] + f"... ({len(names)} names)"
 
 
 def _tensor(t: TensorInfo) -> str:
@@ -44,12 +56,16 @@ def describe(info: ModelInfo) -> str:
             lines.append(f"normalization: mean {list(info.normalization.mean)} std {list(info.normalization.std)}")
         lines += _tensor_metadata("output", info.output_metadata)
     lines.append(f"activation: {info.activation.name}")
-    for f in info.label_files:
+    for f in info.label_files[:MAX_SHOWN]:
         lines.append(f"label file: {f.name}" + (f" (locale {f.locale})" if f.locale else ""))
-    lines.append(f"labels ({len(info.labels)}): {', '.join(info.labels) or '(none)'}")
-    for locale in info.locales:
+    if len(info.label_files) > MAX_SHOWN:
+        lines.append(f"... and {len(info.label_files) - MAX_SHOWN} more label files")
+    lines.append(f"labels ({len(info.labels)}): {_names(info.labels) or '(none)'}")
+    for locale in info.locales[:MAX_SHOWN]:
         try:
-            lines.append(f"display names [{locale}]: {', '.join(info.display_names(locale))}")
+            lines.append(f"display names [{locale}]: {_names(info.display_names(locale))}")
         except ValueError as e:
             lines.append(f"display names [{locale}]: error: {e}")
+    if len(info.locales) > MAX_SHOWN:
+        lines.append(f"... and {len(info.locales) - MAX_SHOWN} more locales")
     return "\n".join(lines)

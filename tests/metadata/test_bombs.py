@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
+from segkit.metadata import describe, read_model_info
 from segkit.metadata import info as info_module
-from segkit.metadata import read_model_info
 from tests.metadata.helpers import with_zip
 from tests.modelbuilder import probe_model
 
@@ -41,6 +41,10 @@ def test_one_member_named_a_thousand_times_is_read_once() -> None:
     tracemalloc.stop()
     assert len(info.label_files) == 1001 and len({id(f.text) for f in info.label_files}) == 1
     assert elapsed < 2.0 and peak < 80 << 20, (elapsed, peak)
+    start = time.perf_counter()
+    text = describe(info)  # what `segkit info` prints: it listed 1,000 locales of 10 MB names (10 GB) before
+    assert time.perf_counter() - start < 2.0 and len(text) < 20_000
+    assert "... and 968 more locales" in text and "... and 969 more label files" in text
 
 
 def test_total_budget_across_files() -> None:
