@@ -12,7 +12,7 @@ What is bit-exact and what is not:
 * The real models: the interpreter kernels differ. mediapipe 0.10.21 bundles its own TFLite/XNNPACK build, and
   no ai-edge-litert release (seven from 1.0.1 to 2.3.0 were tried) reproduces its float results: the same input
   tensor gives model outputs a few float32 ulps apart at 5-15% of the tensor's pixels (more after the resize
-  spreads them). So the real-model masks are compared within a tolerance (max |diff| seen: 1.9e-4 in 300
+  spreads them). So the real-model masks are compared within a tolerance (max |diff| seen: 2.3e-4 in 300
   images), asserted, not assumed.
 """
 
@@ -53,7 +53,7 @@ from mediapipe.python.solution_base import SolutionBase  # pyright: ignore[repor
 
 EXAMPLES = int(os.environ.get("SEGKIT_PARITY_EXAMPLES", "60"))
 TENSOR_HEIGHTS = {0: 256, 1: 144}  # model_selection -> tensor height (width 256)
-# The real-model tolerance, measured: max |diff| stayed below 2e-4 over 300 photo crops and noise images.
+# The real-model tolerance, measured: max |diff| stayed below 2.5e-4 over 300 photo crops and noise images.
 REAL_MAX_DIFF = 1e-3
 REAL_MAX_FLIPPED = 1e-3  # fraction of pixels whose mask > 0.5 decision differs
 CVZONE = Path(os.environ.get("SEGKIT_CVZONE_DIR", REPO / ".ci-venv-mp0_10" / "cvzone"))
