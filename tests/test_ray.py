@@ -149,6 +149,7 @@ def test_cli_joins_a_two_node_cluster_by_address(tmp_path: Path) -> None:
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
+        assert cluster.address is not None
         on_cluster = run_cli(
             ["blur", str(photos), "--out", f"{tmp_path / 'cluster'}/", "--quiet", "--engine", "ray",
              "--ray-address", cluster.address, "--workers", "2"]
