@@ -46,6 +46,8 @@ import numpy as np
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
+    from PIL import Image as PILImage
+
     from segkit import ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult
 
 __all__ = [
@@ -296,17 +298,35 @@ def image_format(name: str) -> str:
 def decode_image(source: Path | bytes) -> np.ndarray:
     """An image file (or its bytes) as a C-contiguous uint8 RGB array with the EXIF rotation applied.
 
-    ValueError naming the file for anything Pillow cannot decode (including decompression bombs).
+    The size is checked against segkit's pixel budget (``segkit.image.max_pixels``) before anything is decoded;
+    16-bit gray is rounded to 8 bits; float and Lab pixels, which have no faithful 8-bit RGB form, are refused
+    rather than turned black. ValueError naming the file for all of these and for anything Pillow cannot decode.
     """
     from PIL import Image as PILImage
     from PIL import ImageOps
 
+    from segkit.image import check_pixels
+
     name = "standard input" if isinstance(source, bytes) else str(source)
     try:
         with PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(im).convert("RGB")))
+            check_pixels(im.width, im.height, "the image")
+            return _rgb8(ImageOps.exif_transpose(im))
     except (OSError, ValueError, SyntaxError, NotImplementedError, PILImage.DecompressionBombError) as e:
         raise ValueError(f"cannot read image {name}: {e or type(e).__name__}") from None
+
+
+def _rgb8(image: PILImage.Image) -> np.ndarray:
+    """A decoded Pillow image as uint8 RGB, never clipping what 8 bits cannot hold."""
+    if image.mode in ("F", "LAB"):
+        raise ValueError(f"its {image.mode} pixels (float or Lab) have no faithful 8-bit RGB form; convert it first")
+    if image.mode.startswith("I"):
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (int(values.min()) < 0 or int(values.max()) > 0xFFFF):
+            raise ValueError(f"its 32-bit values {int(values.min())}..{int(values.max())} do not fit 16 bits")
+        gray = ((values + 128) // 257).astype(np.uint8)  # 16 bits rounded to 8
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
 
 
 def encode_image(array: np.ndarray, fmt: str, *, jpeg_quality: int = 95) -> bytes:

@@ -156,6 +156,21 @@ def test_encode_and_decode_round_trip() -> None:
         batch.decode_image(b"nothing")
 
 
+def test_decode_refuses_what_8_bits_cannot_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ramp = (np.arange(64 * 32, dtype=np.uint16).reshape(32, 64) * 32).astype(np.uint16)
+    PILImage.fromarray(ramp).save(tmp_path / "gray16.png")
+    rgb = batch.decode_image(tmp_path / "gray16.png")
+    assert rgb.dtype == np.uint8 and rgb.shape == (32, 64, 3)
+    np.testing.assert_array_equal(rgb[:, :, 0], ((ramp.astype(np.int64) + 128) // 257).astype(np.uint8))
+    assert rgb.max() > 200, "16-bit pixels are scaled, not clipped or blackened"
+    PILImage.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(ValueError, match=r"float\.tiff.*no faithful 8-bit RGB form"):
+        batch.decode_image(tmp_path / "float.tiff")
+    monkeypatch.setenv("SEGKIT_MAX_PIXELS", "1000")
+    with pytest.raises(ValueError, match="above segkit's pixel budget"):
+        batch.decode_image(tmp_path / "gray16.png")
+
+
 def test_a_model_that_cannot_load_stops_the_run(tmp_path: Path) -> None:
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"not a model")
