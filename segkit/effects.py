@@ -13,11 +13,16 @@ new uint8 numpy array; inputs are never modified. The mask may be anything ``sub
   (values only 0 and 255, 0 = person) is read as such, and any other category mask gives ``categories``
   (default: every non-zero category).
 - a **numpy array** or **PIL image**: float (``F``) is a probability in [0, 1]; bool (``1``) is 0/1; a 2-D uint8
-  array (``L``) is 8-bit alpha (255 = subject). An (H, W, 1) uint8 array holding only 0 and 255 is what
-  ``result.category_mask.numpy_view()`` of a selfie model looks like (0 = person): it is refused with a message
-  saying what to pass instead, never silently inverted.
+  array (``L``) is 8-bit alpha (255 = subject). An (H, W, 1) uint8 array is what
+  ``result.category_mask.numpy_view()`` looks like (class indices; for a selfie model 0 = person): without
+  ``categories=`` it is refused with a message saying what to pass instead, never misread as alpha or inverted;
+  with ``categories=`` those classes are the subject (for any integer category mask).
 
 A mask of a different size than the image (e.g. at the model's resolution) is upsampled once (bilinear).
+
+Edges: along the mask's soft edge the image's pixels mix subject and old background, which shows as a light fringe
+after ``replace_background`` or ``cutout``; both estimate the subject's colors there by default
+(``estimate_colors=True``). ``refine`` ("none" by default, "feather", "guided") reshapes the mask itself.
 
 Speed: the work is done at the resolution the result needs (the background blur runs on a quarter-size image,
 the guided refinement on a quarter-size grid) in Pillow's C paths, which release the GIL; full-size passes are split
@@ -58,6 +63,7 @@ __all__ = [
     "recolor",
     "refine_mask",
     "replace_background",
+    "set_num_threads",
     "subject_mask",
 ]
 
@@ -192,7 +198,7 @@ def parse_color(color: Color, name: str = "color") -> tuple[int, int, int]:
 
 _SELFIE_HINT = (
     "pass the result itself (effects.subject_mask(result)), the result's category_mask Image, "
-    "or `category_mask == 0` (the person) as a bool array"
+    "or `category_mask == 0` (the selfie person) as a bool array"
 )
 
 
@@ -386,18 +392,17 @@ def _resolve(
 
 
 def _array_alpha(array: np.ndarray, name: str) -> np.ndarray:
-    """A numpy mask as float32 alpha by the documented dtype rules (refusing a selfie category mask as-is)."""
+    """A numpy mask as float32 alpha by the documented dtype rules (refusing a category mask's view as-is)."""
     plane = _plane(array, name)
     if plane.dtype == np.bool_:
         return plane.astype(np.float32)
     if plane.dtype == np.uint8:
-        if array.ndim == 3 and plane.size:
-            values = np.unique(plane)
-            if set(values.tolist()) <= {0, 255}:
-                raise ValueError(
-                    f"{name} looks like MediaPipe's selfie category mask (uint8 (H, W, 1), only 0 and 255), where 0 "
-                    f"marks the person, not the background: {_SELFIE_HINT}; an 8-bit alpha mask should be (H, W)"
-                )
+        if array.ndim == 3:
+            raise ValueError(
+                f"{name} is a uint8 (H, W, 1) array, the shape of a result's category_mask.numpy_view(), which holds "
+                f"class indices (for the selfie models 0 marks the person, not the background), not alpha: "
+                f"{_SELFIE_HINT}; or give categories= to pick classes from it. An 8-bit alpha mask is (H, W)"
+            )
         scaled: np.ndarray = np.asarray(plane, np.float32) * np.float32(1 / 255)
         return scaled
     if np.issubdtype(plane.dtype, np.floating):

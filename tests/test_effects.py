@@ -361,6 +361,17 @@ def test_selfie_category_mask_as_is_never_inverts(astronaut: np.ndarray, selfie:
     assert (as_bool == from_image).all()
 
 
+def test_a_multiclass_category_view_is_not_misread_as_alpha(models: Path) -> None:
+    image = load_rgb("cat.jpg")
+    result, labels = segment("deeplabv3.tflite", image)
+    assert result.category_mask is not None
+    view = result.category_mask.numpy_view()  # (H, W, 1) class indices 0..20
+    with pytest.raises(ValueError, match="class indices"):
+        effects.cutout(image, view)
+    cat = effects.subject_mask(view, categories=["cat"], labels=labels)
+    assert (cat == (view[:, :, 0] == labels.index("cat"))).all() and cat.mean() > 0.05
+
+
 def test_every_input_kind_gives_the_same_alpha(astronaut: np.ndarray, selfie: ImageSegmenterResult) -> None:
     assert selfie.confidence_masks is not None
     expected = effects.subject_mask(selfie)
