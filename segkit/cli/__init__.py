@@ -44,7 +44,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return model_commands.show_info(args.model)
     if args.command == "download":
         return model_commands.download(args.names, every=args.all, force=args.force, quiet=args.quiet)
-    assert args.command in COMMANDS
+    if args.command not in COMMANDS:
+        raise UsageError(f"unknown command {args.command!r}")
     return run_command(RunOptions.from_args(args))
 
 

@@ -23,7 +23,8 @@ MasksChoice = Literal["alpha", "category", "confidence", "both"]
 Engine = Literal["local", "ray"]
 
 EXIT_CODES = (
-    "exit status: 0 ok, 1 some inputs failed, 2 usage error, 3 missing optional dependency or model unavailable"
+    "exit status: 0 ok, 1 some inputs failed, 2 usage error, 3 missing optional dependency or model unavailable,"
+    " 130 interrupted"
 )
 
 
