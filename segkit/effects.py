@@ -336,12 +336,18 @@ def _softmax_share(planes: list[np.ndarray], indices: list[int] | None) -> np.nd
     return np.clip(share, 0.0, 1.0, out=share)
 
 
+def _selfie_convention(plane: np.ndarray) -> bool:
+    """Whether a category mask holds only 0 and 255, with some 255: MediaPipe's selfie mask (0 = person)."""
+    if not plane.size or int(plane.max()) != 255:
+        return False
+    return not np.count_nonzero((plane != 0) & (plane != 255))
+
+
 def _category_alpha(plane: np.ndarray, indices: list[int] | None, selfie: bool | None) -> np.ndarray:
     """A category mask as 0/1 float32 alpha; MediaPipe's selfie convention (0 and 255 only: 0 = person) is honored."""
     if not np.issubdtype(plane.dtype, np.integer):
         raise TypeError(f"a category mask must be an integer array, got {plane.dtype}")
-    values = np.unique(plane) if selfie is None else None
-    if selfie or (values is not None and values.size and set(values.tolist()) <= {0, 255} and 255 in values):
+    if selfie or (selfie is None and _selfie_convention(plane)):
         if indices and indices != [0]:
             raise ValueError(f"a selfie category mask has one category (the person); categories {indices} do not exist")
         return np.asarray(plane == 0, np.float32)
@@ -713,9 +719,12 @@ def _mix(matrix: np.ndarray, x: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tu
     return tuple(x[0] * m[row, 0] + x[1] * m[row, 1] + x[2] * m[row, 2] for row in range(3))
 
 
-def _oklab_channels(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(N, 3) uint8 sRGB to OKLab (L, a, b) as three float32 arrays (Björn Ottosson's definition)."""
-    linear = (_LINEAR_LUT[rgb[:, 0]], _LINEAR_LUT[rgb[:, 1]], _LINEAR_LUT[rgb[:, 2]])
+Channels = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _oklab_channels(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> tuple[np.ndarray, ...]:
+    """1-D uint8 sRGB channels to OKLab (L, a, b) as three float32 arrays (Björn Ottosson's definition)."""
+    linear = (np.take(_LINEAR_LUT, red), np.take(_LINEAR_LUT, green), np.take(_LINEAR_LUT, blue))
     lms = _mix(_LMS_FROM_LINEAR, linear)
     roots = (np.cbrt(lms[0]), np.cbrt(lms[1]), np.cbrt(lms[2]))
     return _mix(_LAB_FROM_LMS, roots)
@@ -723,25 +732,25 @@ def _oklab_channels(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
     """(N, 3) uint8 sRGB to (N, 3) float32 OKLab."""
-    return np.stack(_oklab_channels(rgb), axis=1)
+    return np.stack(_oklab_channels(rgb[:, 0], rgb[:, 1], rgb[:, 2]), axis=1)
 
 
-def _oklab_to_srgb(lab: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """OKLab channels to (N, 3) uint8 sRGB (clipped into gamut, rounded through a 65536-step table)."""
+def _oklab_to_srgb(lab: Channels) -> list[np.ndarray]:
+    """OKLab channels to three 1-D uint8 sRGB channels (clipped into gamut, rounded through a 65536-step table)."""
     roots = _mix(_LMS_FROM_LAB, lab)
     cubes = (roots[0] * roots[0] * roots[0], roots[1] * roots[1] * roots[1], roots[2] * roots[2] * roots[2])
-    out = np.empty((lab[0].shape[0], 3), np.uint8)
-    for channel, linear in enumerate(_mix(_LINEAR_FROM_LMS, cubes)):
+    out = []
+    for linear in _mix(_LINEAR_FROM_LMS, cubes):
         np.clip(linear, 0.0, 1.0, out=linear)
         linear *= _F32(_SRGB_STEPS)
         linear += _F32(0.5)
-        out[:, channel] = _SRGB_LUT[linear.astype(np.int32)]
+        out.append(np.take(_SRGB_LUT, linear.astype(np.int32)))
     return out
 
 
-def _recolored(rgb: np.ndarray, weight: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(N, 3) uint8 pixels with their OKLab (a, b) moved toward the target's by ``weight`` (L kept)."""
-    lightness, a, b = _oklab_channels(rgb)
+def _recolored(rgb: Channels, weight: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
+    """Pixels (three 1-D uint8 channels) with their OKLab (a, b) moved toward the target's by ``weight`` (L kept)."""
+    lightness, a, b = _oklab_channels(*rgb)
     chroma_scale = np.clip(lightness / _F32(max(float(target[0]), 1e-6)), 0.0, 1.0)
     a += weight * (chroma_scale * _F32(target[1]) - a)
     b += weight * (chroma_scale * _F32(target[2]) - b)
@@ -756,28 +765,32 @@ def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 
     purple drift) and L tracks perceived lightness. The target chroma is scaled by min(1, L / L_target) so dark strands
     get a dark version of the color instead of an out-of-gamut glow. The weight is the 8-bit alpha times ``strength``
     (0..1), rounded to 1/255: pixels whose weight rounds to 0 stay bit-identical, and only the others are converted
-    (float32, table lookups for the sRGB curve, split over two threads when many).
+    (float32 per channel, table lookups for the sRGB curve, split over two threads when many).
     """
     pixels = _pixels(image)
     amount = _check_fraction(strength, "strength")
     target = _srgb_to_oklab(np.asarray([parse_color(color)], np.uint8))[0]
     pixels, alpha = _image_alpha(image, mask, "none", pixels)
-    out = np.array(pixels, copy=True)
+    out = np.array(pixels, copy=True, order="C")
     levels = np.rint(np.arange(256) * amount).astype(np.uint8)
-    weight8 = levels[alpha.reshape(-1)]
+    weight8 = np.take(levels, alpha.reshape(-1))
     where = np.flatnonzero(weight8)
     if where.size == 0:
         return out
-    flat = out.reshape(-1, pixels.shape[2])
-    chosen = flat[where, :3]
-    weight = weight8[where].astype(np.float32) * _F32(1 / 255)
-    recolored = np.empty_like(chosen)
+    flat = out.reshape(-1)
+    first_byte = where * pixels.shape[2]
+    rgb = (np.take(flat, first_byte), np.take(flat, first_byte + 1), np.take(flat, first_byte + 2))
+    weight = np.take(weight8, where).astype(np.float32) * _F32(1 / 255)
+    recolored = [np.empty(where.size, np.uint8) for _ in range(3)]
 
     def work(first: int, last: int) -> None:
-        recolored[first:last] = _recolored(chosen[first:last], weight[first:last], target)
+        part = (rgb[0][first:last], rgb[1][first:last], rgb[2][first:last])
+        for channel, values in enumerate(_recolored(part, weight[first:last], target)):
+            recolored[channel][first:last] = values
 
     _split_rows(where.size, 1, work, threshold=50_000)
-    flat[where, :3] = recolored
+    for channel in range(3):
+        np.put(flat, first_byte + channel, recolored[channel])
     return out
 
 
@@ -846,11 +859,10 @@ def _category_map(source: object, labels: Sequence[str] | None) -> np.ndarray:
         return (_array_alpha(plane, "category_mask") >= 0.5).astype(np.uint8)
     if not np.issubdtype(plane.dtype, np.integer) or plane.dtype.itemsize > 2:
         raise TypeError(f"category_mask must be uint8 (or a small integer type), got {plane.dtype}")
-    if plane.size and int(plane.min()) < 0:
+    if np.issubdtype(plane.dtype, np.signedinteger) and plane.size and int(plane.min()) < 0:
         raise ValueError("category_mask contains negative categories")
-    if selfie is None and plane.size:
-        values = np.unique(plane)
-        selfie = 255 in values and set(values.tolist()) <= {0, 255}
+    if selfie is None:
+        selfie = _selfie_convention(plane)
     if selfie:
         return np.asarray(plane == 0, np.uint8)
     if plane.dtype != np.uint8:
