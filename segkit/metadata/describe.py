@@ -61,11 +61,15 @@ def describe(info: ModelInfo) -> str:
     if len(info.label_files) > MAX_SHOWN:
         lines.append(f"... and {len(info.label_files) - MAX_SHOWN} more label files")
     lines.append(f"labels ({len(info.labels)}): {_names(info.labels) or '(none)'}")
+    shown: dict[str, str] = {}  # by file name: locales sharing one file are read once
     for locale in info.locales[:MAX_SHOWN]:
-        try:
-            lines.append(f"display names [{locale}]: {_names(info.display_names(locale))}")
-        except ValueError as e:
-            lines.append(f"display names [{locale}]: error: {e}")
+        chosen = next(f.name for f in info.label_files if f.locale == locale)
+        if chosen not in shown:
+            try:
+                shown[chosen] = _names(info.display_names(locale))
+            except ValueError as e:
+                shown[chosen] = f"error: {e}"
+        lines.append(f"display names [{locale}]: {shown[chosen]}")
     if len(info.locales) > MAX_SHOWN:
         lines.append(f"... and {len(info.locales) - MAX_SHOWN} more locales")
     return "\n".join(lines)

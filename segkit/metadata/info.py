@@ -28,6 +28,7 @@ MAX_ASSOCIATED_FILE = 16 << 20  # bytes; bounds what a lying (or bomb) zip membe
 MAX_ASSOCIATED_FILES_TOTAL = 16 << 20  # bytes for all label files of a model together
 MAX_LABEL_FILES = 4096  # TENSOR_AXIS_LABELS entries (each names a file; locales need a few)
 MAX_CATEGORIES = 256  # a category mask is uint8
+MAX_LABEL_CHARS = 1024  # one label or display name (a legend or a file name is made of it)
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError, RuntimeError,
               struct.error, ValueError, OverflowError, KeyError, IndexError)  # fmt: skip
 
@@ -119,6 +120,7 @@ class ModelInfo:
         if not chosen.text:
             return ("",) * len(self.labels)
         names = split_label_lines(chosen.text)
+        _check_lengths(chosen.name, names)
         if len(names) != len(self.labels):
             raise ValueError(
                 f"Mismatch between number of labels ({len(self.labels)}) and display names ({len(names)})."
@@ -224,7 +226,15 @@ def _labels(first: LabelFile, outputs: tuple[TensorInfo, ...]) -> tuple[str, ...
     labels = split_label_lines(first.text)
     if len(labels) != channels:
         raise ValueError(f"labels file {first.name!r} lists {len(labels)} labels for {channels} output channel(s)")
+    _check_lengths(first.name, labels)
     return labels
+
+
+def _check_lengths(name: str, lines: tuple[str, ...]) -> None:
+    """ValueError when a label or display name is longer than MAX_LABEL_CHARS."""
+    longest = max((len(line) for line in lines), default=0)
+    if longest > MAX_LABEL_CHARS:
+        raise ValueError(f"labels file {name!r} has a line of {longest} characters (at most {MAX_LABEL_CHARS})")
 
 
 def _tensor_metadata(t: Table) -> TensorMetadata:

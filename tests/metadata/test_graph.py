@@ -131,7 +131,7 @@ def test_input_not_produced() -> None:
 
 def rebuilt(model: bytes, edit: Callable[[Any], None]) -> bytes:
     """The model unpacked with the schema classes of the mediapipe wheel, edited by `edit`, packed again."""
-    import flatbuffers  # type: ignore[import-untyped]  # the package ships no type information
+    import flatbuffers
     from mediapipe.tasks.metadata import schema_py_generated as tfl
 
     m = tfl.ModelT.InitFromObj(tfl.Model.GetRootAsModel(model, 0))
