@@ -708,17 +708,20 @@ class _Slot:
 
 
 class _Pool:
-    """Worker processes fed through pipes, at most ``depth`` requests each; a dead worker is replaced."""
+    """Up to ``workers`` processes fed through pipes, at most ``depth`` requests each; a dead worker is replaced.
+
+    Processes start as requests arrive (two jobs never start sixteen workers); a request goes to an idle worker,
+    else to a new one, else to the least loaded.
+    """
 
     def __init__(self, task: Task, workers: int, depth: int) -> None:
         self._context = multiprocessing.get_context("spawn")
         self._task = task
+        self._workers = workers
         self._depth = depth
         self._slots: list[_Slot] = []
         self._retry: deque[tuple[int, _Request]] = deque()
         self._early_deaths = 0
-        for _ in range(workers):
-            self._slots.append(self._start())
 
     def _start(self) -> _Slot:
         parent, child = self._context.Pipe()
@@ -743,24 +746,34 @@ class _Pool:
                 yield from self._collect(slot, ready)
 
     def _feed(self, numbered: Iterator[tuple[int, _Request]], exhausted: bool) -> bool:
-        """Tops every worker up to ``depth`` requests (retries first); True once the requests are exhausted."""
-        for slot in self._slots:
-            if not slot.held and not slot.process.is_alive():
-                self._replace(slot)  # it died while idle (killed from outside): start a fresh one
-            while len(slot.held) < self._depth:
-                if self._retry:
-                    item = self._retry.popleft()
-                elif exhausted:
+        """Hands out requests (retries first) while a worker has room; True once the requests are exhausted."""
+        while (slot := self._free_slot()) is not None:
+            if self._retry:
+                item = self._retry.popleft()
+            elif exhausted:
+                return True
+            else:
+                try:
+                    item = next(numbered)
+                except StopIteration:
                     return True
-                else:
-                    try:
-                        item = next(numbered)
-                    except StopIteration:
-                        return True
-                slot.held.append(item)
-                with contextlib.suppress(OSError):  # it just died: its sentinel reports that next
-                    slot.conn.send(item[1])
+            slot.held.append(item)
+            with contextlib.suppress(OSError):  # it just died: its sentinel reports that next
+                slot.conn.send(item[1])
         return exhausted
+
+    def _free_slot(self) -> _Slot | None:
+        """An idle worker (a fresh one if it died while idle), else a new one, else the least loaded, else None."""
+        for slot in self._slots:
+            if not slot.held:
+                if not slot.process.is_alive():
+                    self._replace(slot)  # killed from outside while idle
+                return slot
+        if len(self._slots) < self._workers:
+            self._slots.append(self._start())
+            return self._slots[-1]
+        roomy = [slot for slot in self._slots if len(slot.held) < self._depth]
+        return min(roomy, key=lambda slot: len(slot.held)) if roomy else None
 
     def _collect(self, slot: _Slot, ready: Sequence[object]) -> Iterator[tuple[int, _Request, _Answer]]:
         """Answers from one worker; if it died, its oldest request fails and the rest are retried on a new one."""

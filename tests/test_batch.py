@@ -283,3 +283,14 @@ def test_pool_reads_jobs_lazily(tmp_path: Path) -> None:
         outcomes.close()
     assert not multiprocessing.active_children(), "closing the iterator stopped the workers"
     assert not list((tmp_path / "out").glob(".*")), "and removed their partial files"
+
+
+@pytest.mark.slow
+def test_workers_start_only_for_jobs_that_exist(tmp_path: Path) -> None:
+    jobs = [FileJob(p, (tmp_path / "out" / p.name,)) for p in photos(tmp_path / "in", 2)]
+    outcomes = batch.run_files(selfie_task(), jobs, workers=16)
+    try:
+        assert next(outcomes).status == "done"
+        assert len(multiprocessing.active_children()) <= 2
+    finally:
+        outcomes.close()
