@@ -14,7 +14,7 @@ Kinds:
   models: every model in the model folder (`--models`, default `$SEGKIT_MODEL_DIR`), mutated by truncation, bit
     flips, int32 writes on flatbuffer fields (tensor shapes, types and buffers, operator indices and options,
     vtable slots, vector lengths), random bytes, and crafted metadata (zip bombs, lying zips, label floods); the
-    case creates a segmenter from the bytes and segments a small image.
+    case describes the model (as `segkit info` does), creates a segmenter from the bytes and segments a small image.
   images: PNG/JPEG/GIF/BMP/TIFF/WebP files (and crafted ones: 16-bit, float, CMYK, palette, huge headers)
     mutated the same ways; the case decodes the file with `Image.create_from_file` and segments it.
   arrays: random shapes (extremes included), dtypes, formats, strides and values passed to `segment`.
@@ -319,6 +319,7 @@ class Worker:
 
     def _model_case(self, rng: random.Random) -> str:
         import segkit
+        from segkit.metadata import describe, read_model_info
 
         path = rng.choice(self.models)
         if path not in self._bytes:
@@ -333,6 +334,8 @@ class Worker:
         )
         image = np.random.default_rng(rng.randrange(1 << 32)).integers(0, 256, (48, 64, 3), dtype=np.uint8)
         self.description = f"{path.name}: {desc}"
+        with contextlib.suppress(ValueError):  # the segmenter below raises the same problem in MediaPipe's words
+            describe(read_model_info(data))  # what `segkit info` prints must stay bounded too
         with segkit.ImageSegmenter.create_from_options(options) as s:
             s.segment(image)
         return self.description
