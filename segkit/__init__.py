@@ -16,13 +16,15 @@ from segkit.options import (
     RunningMode,
     VisionTaskRunningMode,
 )
-from segkit.result import ImageSegmenterResult
+from segkit.result import CategoryMask, ConfidenceMask, ImageSegmenterResult
 from segkit.segmenter import ImageSegmenter
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BaseOptions",
+    "CategoryMask",
+    "ConfidenceMask",
     "Image",
     "ImageFormat",
     "ImageProcessingOptions",
