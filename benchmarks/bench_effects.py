@@ -75,10 +75,11 @@ def photo(width: int, height: int) -> np.ndarray:
 
 
 def segkit_segmenter(model: str, *, video: bool = False, category: bool = False) -> ImageSegmenter:
+    """A segmenter with only the masks its effect reads: the category mask (overlay) or the confidence masks."""
     options = ImageSegmenterOptions(
         base_options=BaseOptions(model_asset_path=str(MODEL_DIR / MODELS[model])),
         running_mode=RunningMode.VIDEO if video else RunningMode.IMAGE,
-        output_confidence_masks=True,
+        output_confidence_masks=not category,
         output_category_mask=category,
     )
     return ImageSegmenter.create_from_options(options)
@@ -113,9 +114,9 @@ def reference_effects(image: np.ndarray, masks: dict[str, ImageSegmenterResult])
     """The reference implementation of each effect, reading the same masks as float / category arrays."""
     import cv2
 
-    person = masks["selfie"].confidence_masks[0].numpy_view()  # type: ignore[index]  # asked for at creation
-    hair = masks["hair"].confidence_masks[1].numpy_view()  # type: ignore[index]
-    categories = masks["deeplab"].category_mask.numpy_view()[:, :, 0]  # type: ignore[union-attr]
+    person = masks["selfie"].confidence_masks[0].numpy_view()
+    hair = masks["hair"].confidence_masks[1].numpy_view()
+    categories = masks["deeplab"].category_mask.numpy_view()[:, :, 0]
     palette = np.array([c or (0, 0, 0) for c in effects.DEFAULT_PALETTE], np.uint8)
     target_lab = cv2.cvtColor(np.array([[COLOR]], np.uint8), cv2.COLOR_RGB2LAB)[0, 0].astype(np.float32)
 
