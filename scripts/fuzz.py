@@ -54,21 +54,22 @@ ERRORS_OK = ("ValueError", "RuntimeError", "TypeError", "FileNotFoundError", "No
 # ----------------------------------------------------------------------------------------------- mutants: models
 
 
-def _field_positions(model: bytes) -> list[tuple[int, int]]:
+def _field_positions(model: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(position, size) of the flatbuffer fields worth overwriting: every present scalar, offset and vtable slot
-    of the model's tables, and the elements of its index and shape vectors."""
-    from segkit.metadata.flatbuf import Reader, Table
+    of the model's tables and the elements of its index and shape vectors; then those of its TFLITE_METADATA
+    tables (the metadata is a flatbuffer inside a buffer)."""
+    from segkit.metadata.flatbuf import U32, Reader, Table
 
     r = Reader(model, "fuzz")
     out: list[tuple[int, int]] = []
 
-    def fields(t: Table, limit: int = 16) -> None:
-        out.append((t.pos, 4))  # the vtable offset
+    def fields(t: Table, limit: int = 16, base: int = 0) -> None:
+        out.append((base + t.pos, 4))  # the vtable offset
         for f in range((t.vsize - 4) // 2):
-            out.append((t.vtable + 4 + 2 * f, 2))
+            out.append((base + t.vtable + 4 + 2 * f, 2))
             p = t._field(f, 1)
             if p is not None and f < limit:
-                out.append((p - p % 4, 4) if p % 4 == 0 else (p, 1))
+                out.append((base + p - p % 4, 4) if p % 4 == 0 else (base + p, 1))
 
     def vector(t: Table, f: int) -> None:
         v = t.vector(f, 4)
@@ -107,7 +108,36 @@ def _field_positions(model: bytes) -> list[tuple[int, int]]:
             c = op.vector(5, 1)
             if c is not None:
                 out.extend((c[0] + 4 * k, 4) for k in range(c[1] // 4))
-    return [(p, s) for p, s in out if p >= 0 and p + s <= len(model)]
+    structure = [(p, s) for p, s in out if p >= 0 and p + s <= len(model)]
+    out.clear()
+    buffers = root.tables(4, "b")
+    for entry in root.tables(6, "md"):
+        data = buffers[int(entry.scalar(1, U32))].vector(0, 1) if entry.string(0) == "TFLITE_METADATA" else None
+        if data is not None:
+            _metadata_fields(Reader(model[data[0] : data[0] + data[1]], "fuzz"), data[0], fields)
+    return structure, [(p, s) for p, s in out if p >= 0 and p + s <= len(model)]
+
+
+def _metadata_fields(r: Any, base: int, fields: Any) -> None:
+    """Feed `fields` every table of a ModelMetadata flatbuffer that starts at byte `base` of the model."""
+    root = r.root("md")
+    fields(root, base=base)
+    for sg in root.tables(3, "sg"):
+        fields(sg, base=base)
+        for custom in sg.tables(9, "c"):
+            fields(custom, base=base)
+        for tensor in sg.tables(2, "i") + sg.tables(3, "o"):
+            fields(tensor, base=base)
+            for f in tensor.tables(6, "f"):
+                fields(f, base=base)
+            for unit in tensor.tables(4, "u"):
+                fields(unit, base=base)
+                options = unit.table(1, "n")
+                if options is not None:
+                    fields(options, base=base)
+            content = tensor.table(3, "c")
+            if content is not None:
+                fields(content, base=base)
 
 
 def _zip_start(model: bytes) -> int | None:
@@ -147,12 +177,15 @@ def _crafted_zip(rng: random.Random, model: bytes) -> bytes:
     return base + bytes(data)
 
 
-def mutate_model(rng: random.Random, model: bytes, positions: list[tuple[int, int]]) -> tuple[bytes, str]:
-    """One mutant of `model` and a short description of the mutation."""
+def mutate_model(
+    rng: random.Random, model: bytes, positions: tuple[list[tuple[int, int]], list[tuple[int, int]]]
+) -> tuple[bytes, str]:
+    """One mutant of `model` and a short description of the mutation (`positions`: `_field_positions`)."""
     data = bytearray(model)
-    how = rng.choices(("int32", "bitflip", "truncate", "bytes", "zip"), (55, 20, 8, 10, 7))[0]
-    if how == "int32" and positions:
-        pos, size = rng.choice(positions)
+    how = rng.choices(("int32", "metadata", "bitflip", "truncate", "bytes", "zip"), (50, 8, 18, 7, 10, 7))[0]
+    targets = positions[1] if how == "metadata" else positions[0]
+    if how in ("int32", "metadata") and targets:
+        pos, size = rng.choice(targets)
         if size == 4:
             old = struct.unpack_from("<i", data, pos)[0]
             value = rng.choice((*INTERESTING, old + 1, old - 1, old * 2, old + rng.randint(-64, 64)))
@@ -164,7 +197,7 @@ def mutate_model(rng: random.Random, model: bytes, positions: list[tuple[int, in
         else:
             value = rng.randrange(256)
             data[pos] = value
-        return bytes(data), f"int{8 * size} {value} at {pos}"
+        return bytes(data), f"{how}: int{8 * size} {value} at {pos}"
     if how == "bitflip":
         flips = [rng.randrange(8 * len(data)) for _ in range(rng.randint(1, 8))]
         for b in flips:
@@ -290,7 +323,7 @@ class Worker:
         if not self.models:
             raise SystemExit(f"fuzz: no .tflite models under {model_dir}")
         self._bytes: dict[Path, bytes] = {}
-        self._positions: dict[Path, list[tuple[int, int]]] = {}
+        self._positions: dict[Path, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
         self._seeds: list[tuple[str, bytes]] | None = None
         self._segmenter: Any = None
         self.description = ""
