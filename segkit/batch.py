@@ -747,7 +747,7 @@ class _Pool:
 
     def _feed(self, numbered: Iterator[tuple[int, _Request]], exhausted: bool) -> bool:
         """Hands out requests (retries first) while a worker has room; True once the requests are exhausted."""
-        while (slot := self._free_slot()) is not None:
+        while self._has_room():
             if self._retry:
                 item = self._retry.popleft()
             elif exhausted:
@@ -757,13 +757,18 @@ class _Pool:
                     item = next(numbered)
                 except StopIteration:
                     return True
+            slot = self._free_slot()
             slot.held.append(item)
             with contextlib.suppress(OSError):  # it just died: its sentinel reports that next
                 slot.conn.send(item[1])
         return exhausted
 
-    def _free_slot(self) -> _Slot | None:
-        """An idle worker (a fresh one if it died while idle), else a new one, else the least loaded, else None."""
+    def _has_room(self) -> bool:
+        """Whether a request could be handed out now (to a running worker or a new one)."""
+        return len(self._slots) < self._workers or any(len(slot.held) < self._depth for slot in self._slots)
+
+    def _free_slot(self) -> _Slot:
+        """An idle worker (a fresh one if it died while idle), else a new one, else the least loaded (``_has_room``)."""
         for slot in self._slots:
             if not slot.held:
                 if not slot.process.is_alive():
@@ -772,8 +777,7 @@ class _Pool:
         if len(self._slots) < self._workers:
             self._slots.append(self._start())
             return self._slots[-1]
-        roomy = [slot for slot in self._slots if len(slot.held) < self._depth]
-        return min(roomy, key=lambda slot: len(slot.held)) if roomy else None
+        return min(self._slots, key=lambda slot: len(slot.held))
 
     def _collect(self, slot: _Slot, ready: Sequence[object]) -> Iterator[tuple[int, _Request, _Answer]]:
         """Answers from one worker; if it died, its oldest request fails and the rest are retried on a new one."""
