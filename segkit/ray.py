@@ -27,29 +27,37 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-from segkit import batch
+from segkit import batch, models
 
 try:
     import ray
     import ray.data
+    import ray.exceptions
 except ImportError as _error:  # the message says what to install; the CLI turns it into exit status 3
     raise ImportError(f'segkit.ray needs Ray Data: pip install "segkit[ray]" ({_error})') from _error
 
-__all__ = ["Effect", "Masks", "Segment", "run_files"]
+__all__ = ["Effect", "Masks", "RayRunError", "Segment", "run_files"]
 
 Effect = Literal["blur", "replace", "cutout", "recolor", "overlay"]
 Masks = Literal["alpha", "category", "confidence", "both"]
 
 # Files per actor call for --engine ray: small, so the progress bar moves and the actors stay evenly loaded.
 _FILES_PER_BATCH = 4
+# Times Ray reruns a batch whose actor died (a crash or a lost node) before its files are reported failed.
+_BATCH_RETRIES = 2
+
+
+class RayRunError(batch.SetupError):
+    """Ray could not run the job at all (no cluster at the address, the cluster lost): the run stops."""
 
 
 class Segment:
@@ -90,10 +98,8 @@ class Segment:
         gpu_fallback: bool = False,
         normalization: tuple[float, float] | None = None,
     ) -> None:
-        from segkit import models
-
-        if effect is not None and effect not in batch.COMMANDS[1:]:
-            raise ValueError(f"effect must be None or one of {', '.join(batch.COMMANDS[1:])}, got {effect!r}")
+        if effect is not None and effect not in get_args(Effect):
+            raise ValueError(f"effect must be None or one of {', '.join(get_args(Effect))}, got {effect!r}")
         path = str(models.resolve(model))
         labels = batch.model_labels(path)
         chosen = None if categories is None else batch.resolve_categories([str(c) for c in categories], labels)
@@ -119,14 +125,13 @@ class Segment:
         self.columns: tuple[str, ...] = ("output",) if effect is not None else tuple(m.name for m in outputs)
         self._worker = batch.Worker(task)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The batch with the new columns added (one row per image, in order)."""
-        if self.image_column not in batch:
-            raise KeyError(f"the batch has no column {self.image_column!r} (its columns: {', '.join(batch)})")
-        images = batch[self.image_column]
-        results = [self._worker.process_array(_rgb(image, i)) for i, image in enumerate(images)]
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch (Ray's numpy format: column name -> array) with the new columns added, row for row."""
+        if self.image_column not in rows:
+            raise KeyError(f"the batch has no column {self.image_column!r} (its columns: {', '.join(rows)})")
+        results = [self._worker.process_array(_rgb(image, i)) for i, image in enumerate(rows[self.image_column])]
         added = {name: _column([r[k] for r in results]) for k, name in enumerate(self.columns)}
-        return {**batch, **added}
+        return {**rows, **added}
 
 
 def _assigned_cpus() -> int | None:
@@ -210,24 +215,29 @@ def _session(address: str | None, cpus: int) -> Iterator[bool]:
     """
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=address,
-            num_cpus=cpus if address is None else None,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
+        try:
+            ray.init(
+                address=address,
+                num_cpus=cpus if address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise RayRunError(f"cannot start {where}: {_first_line(e)}") from None
     context = ray.data.DataContext.get_current()
-    saved = context.enable_progress_bars, context.print_on_execution_start
+    saved = context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks
     data_logger = logging.getLogger("ray.data")
     saved_level = data_logger.level
     context.enable_progress_bars = False  # segkit's own bar shows the outcomes
     context.print_on_execution_start = False
-    data_logger.setLevel(logging.ERROR)
+    context.max_errored_blocks = -1  # a batch Ray gave up on is reported as failed files; the run goes on
+    data_logger.setLevel(logging.CRITICAL)  # such a batch is reported per file, not as Ray's traceback
     try:
         yield started and address is None
     finally:
-        context.enable_progress_bars, context.print_on_execution_start = saved
+        context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks = saved
         data_logger.setLevel(saved_level)
         if started:
             ray.shutdown()
@@ -247,9 +257,11 @@ def run_files(
     the outputs equal the local engine's. ``address`` None starts a local Ray with ``workers`` CPUs and as many
     actors (default: one per core) unless this process already runs Ray; an address (``"auto"``,
     ``"ray://head:10001"``) joins that cluster, whose nodes must all see the job's paths, with ``workers`` actors
-    (default: grown from one to one per CPU of the cluster). A :class:`segkit.batch.SetupError` (the model cannot be
-    loaded) stops the run; stopping early (Ctrl-C, closing the iterator) removes the partial files of the jobs not
-    finished. The jobs are listed up front (Ray Data needs the whole list): about 200 bytes of driver memory each.
+    (default: grown from one to one per CPU of the cluster). A batch of files whose actor died more than twice is
+    reported as failed files and the run goes on; a :class:`segkit.batch.SetupError` (the model cannot be loaded;
+    :class:`RayRunError`: no Ray at the address, the cluster lost) stops it. Stopping early (Ctrl-C, closing the
+    iterator) removes the partial files of the jobs not finished. The jobs are listed up front (Ray Data needs the
+    whole list): about 200 bytes of driver memory each.
     """
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -282,19 +294,40 @@ def _run(
     items = [
         {"index": i, "source": str(job.source), "targets": [str(t) for t in job.targets]} for i, job in enumerate(jobs)
     ]
-    dataset = ray.data.from_items(items).map_batches(
-        _FileActor,
-        fn_constructor_kwargs={"task": task, "overwrite": overwrite},
-        compute=compute,
-        num_cpus=1,
-        batch_size=_FILES_PER_BATCH,
-    )
-    for row in dataset.iter_rows():
-        index = int(row["index"])
-        if row["fatal"]:
-            raise batch.SetupError(str(row["error"]))
-        finished.add(index)
-        yield batch.FileOutcome(jobs[index], _status(row["status"]), str(row["error"]), float(row["seconds"]))
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates extra remote args (gone in 2.64, hence the extra's pin) but has no other way to bound
+        # the retries: its default, retrying forever, would never end a run with a file that kills its worker.
+        warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", DeprecationWarning)
+        dataset = ray.data.from_items(items).map_batches(
+            _FileActor,
+            fn_constructor_kwargs={"task": task, "overwrite": overwrite},
+            compute=compute,
+            num_cpus=1,
+            batch_size=_FILES_PER_BATCH,
+            max_task_retries=_BATCH_RETRIES,
+        )
+    try:
+        for row in dataset.iter_rows():
+            index = int(row["index"])
+            if row["fatal"]:
+                raise batch.SetupError(str(row["error"]))
+            finished.add(index)
+            yield batch.FileOutcome(jobs[index], _status(row["status"]), str(row["error"]), float(row["seconds"]))
+    except ray.exceptions.RayError as e:
+        raise RayRunError(f"the Ray job failed: {_first_line(e)}") from None
+    lost = f"no result from Ray: its batch (up to {_FILES_PER_BATCH} files) failed {_BATCH_RETRIES + 1} times"
+    for index, job in enumerate(jobs):
+        if index not in finished:
+            for target in job.targets:
+                batch.remove_partials(target)
+            finished.add(index)
+            yield batch.FileOutcome(job, "failed", f"{lost}: its worker process died")
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an exception's message (Ray's carry whole tracebacks), or its type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _status(value: object) -> Literal["done", "skipped", "failed"]:

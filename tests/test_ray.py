@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +138,56 @@ def test_cli_interrupted_on_ray_leaves_no_partial_files_and_a_rerun_finishes(tmp
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert local.returncode == 0, local.stderr[-3000:]
     assert tree(out) == tree(tmp_path / "local")
+
+
+def crash_on_poison_files() -> Callable[[], None]:
+    """A Ray worker setup hook that makes ``Worker.process_file`` kill its process on files named ``poison*``.
+
+    Built inside a function so that Ray pickles it by value (the workers need not import this test module).
+    """
+
+    def hook() -> None:
+        from segkit import batch
+
+        process_file = batch.Worker.process_file
+
+        def crashing(self: batch.Worker, job: batch.FileJob, *, overwrite: bool) -> batch.FileOutcome:
+            if job.source.name.startswith("poison"):
+                os._exit(13)  # a crash: no exception, no outcome
+            return process_file(self, job, overwrite=overwrite)
+
+        batch.Worker.process_file = crashing  # type: ignore[method-assign]
+
+    return hook
+
+
+def test_a_file_whose_worker_dies_is_reported_failed_and_the_run_goes_on(tmp_path: Path) -> None:
+    from segkit import batch
+    from segkit import ray as segkit_ray
+
+    photos = make_photos(tmp_path / "photos", 12)
+    poison = photos[5].with_name("poison.jpg")
+    photos[5].rename(poison)
+    photos[5] = poison
+    task = batch.Task(model=str(model_path("selfie_segmenter.tflite")), command="blur")
+    jobs = [batch.FileJob(p, (tmp_path / "out" / p.name,)) for p in photos]
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+        runtime_env={"worker_process_setup_hook": crash_on_poison_files()},
+    )  # fmt: skip
+    try:
+        outcomes = {o.job.source.name: o for o in segkit_ray.run_files(task, jobs, workers=2)}
+    finally:
+        ray.shutdown()
+    assert sorted(outcomes) == sorted(p.name for p in photos)
+    assert outcomes["poison.jpg"].status == "failed"
+    assert "worker process died" in outcomes["poison.jpg"].error
+    failed = [name for name, o in outcomes.items() if o.status == "failed"]
+    assert len(failed) <= 4  # the poison file's batch at most; every other file is done
+    assert all(o.status == "done" for name, o in outcomes.items() if name not in failed)
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "poison.jpg" not in written and all(not name.startswith(".") for name in written)
+    assert len(written) >= len(photos) - len(failed)
 
 
 def test_cli_joins_a_two_node_cluster_by_address(tmp_path: Path) -> None:
