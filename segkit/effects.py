@@ -595,11 +595,14 @@ _ESTIMATE_SIGMA = 6.0
 
 
 def _estimate_source(rgb: PILImage.Image, alpha: np.ndarray) -> PILImage.Image:
-    """The subject's colors spread outward, at 1/4 size, premultiplied (RGBa): a normalized convolution of the image
-    weighted by alpha^2. Near the edge it is the color of the nearby confident subject, free of the old background."""
+    """The subject's colors spread outward, at 1/4 size: a normalized convolution of the image weighted by alpha^2.
+    Near the edge it is the color of the nearby confident subject, free of the old background."""
     weighted = rgb.convert("RGBA")
     weighted.putalpha(PILImage.fromarray(alpha, "L").point(_WEIGHT_LUT))
-    return weighted.convert("RGBa").reduce(4).filter(ImageFilter.GaussianBlur(_ESTIMATE_SIGMA / 4))
+    blurred = weighted.convert("RGBa").reduce(4).filter(ImageFilter.GaussianBlur(_ESTIMATE_SIGMA / 4))
+    # Divided at quarter size: interpolating the colors instead of the premultiplied values differs only where the
+    # weights are ~0, more than a blur width outside the subject, where alpha is 0 and the estimate unused.
+    return blurred.convert("RGB")
 
 
 def _composite(
@@ -621,7 +624,7 @@ def _composite(
         rows = (0, top, width, bottom)
         if source is not None:
             region = (0.0, top / 4, width / 4, bottom / 4)
-            colors = source.resize((width, bottom - top), PILImage.Resampling.BILINEAR, box=region).convert("RGB")
+            colors = source.resize((width, bottom - top), PILImage.Resampling.BILINEAR, box=region)
             cut = subject.crop(rows)
             if background is None:
                 part = colors
