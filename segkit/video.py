@@ -34,9 +34,9 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -269,11 +269,9 @@ def transcode(
         suffix = target.suffix.lower()
         codec = _pick_codec(av, suffix, opts.codec)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent
-        )
-        os.close(fd)
-        partial = Path(partial_name)
+        # A unique hidden name that FFmpeg creates itself, so the file gets the usual permissions (umask), which
+        # mkstemp's 0600 would not give.
+        partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.partial{target.suffix}")
         try:
             with av.open(str(partial), "w", format=_CONTAINER_FORMATS.get(suffix)) as sink:
                 video_out = sink.add_stream(codec, rate=rate, options=_encoder_options(codec, opts))

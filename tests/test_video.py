@@ -89,6 +89,9 @@ def test_lossless_round_trip_keeps_frames_timing_size_and_audio(clip: Path, tmp_
         assert (got == expected).all()  # lossless RGB: exactly the library's per-frame effect output
     assert done[-1] == (FRAMES, FRAMES) and len(done) == FRAMES
     assert leftovers(tmp_path) == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not a temporary file's 0600
 
 
 def test_default_encoder_is_close_to_the_effect_output(clip: Path, tmp_path: Path) -> None:
