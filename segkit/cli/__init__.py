@@ -12,6 +12,7 @@ Exit status: 0 ok, 1 some inputs failed, 2 usage error, 3 missing optional depen
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,11 @@ def _serve(argv: Sequence[str]) -> int:
     except ImportError:
         raise MissingExtra(SERVE_HINT) from None
     return serve_main(argv)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, ``timeout``, a service manager): stop like Ctrl-C, workers stopped, no partial files."""
+    raise SystemExit(128 + signum)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -57,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments[:1] == ["serve"]:
             return _serve(arguments[1:])
         args = parser.parse_args(arguments)
+        signal.signal(signal.SIGTERM, _terminated)
         try:
             return _dispatch(args)
         except UsageError as e:

@@ -213,3 +213,21 @@ def test_ray_engine_without_ray_is_exit_3(photos: Path, tmp_path: Path) -> None:
     assert done.code == 3, done.err
     assert 'pip install "segkit[ray]"' in done.err and "Traceback" not in done.err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_pool_without_partial_files(tmp_path: Path) -> None:
+    big_photos(tmp_path / "big", 12)
+    out = tmp_path / "out"
+    process = subprocess.Popen([str(SCRIPT), "blur", str(tmp_path / "big"), "--out", f"{out}/", "-w", "2"],
+                               env=cli_env(), stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(visible(out)) < 2:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    process.terminate()
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    time.sleep(0.5)  # the workers are gone: nothing appears after the parent exits
+    finished = sorted(p.name for p in out.iterdir())
+    assert finished == sorted(p.name for p in visible(out)), "no temporary files"
+    assert len(finished) < 12 and all(read(out / name).shape == (1200, 2400, 3) for name in finished)
