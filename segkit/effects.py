@@ -477,20 +477,17 @@ def _alpha_u8(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _image_alpha(
-    image: object, mask: object, refine: str, pixels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The checked image pixels and the subject's 8-bit alpha at its size, refined as asked."""
-    pixels = _pixels(image) if pixels is None else pixels
+def _alpha_for(pixels: np.ndarray, mask: object, refine: str) -> np.ndarray:
+    """The subject's 8-bit alpha at the (checked) image's size, refined as asked."""
     if refine not in _REFINE_CHOICES:
         raise ValueError(f"refine must be one of {', '.join(_REFINE_CHOICES)}, got {refine!r}")
     alpha = _resolve(mask)
     shape = (pixels.shape[0], pixels.shape[1])
     if refine == "guided":
-        return pixels, _guided_u8(pixels, alpha, _default_radius(shape), 1e-3)
+        return _guided_u8(pixels, alpha, _default_radius(shape), 1e-3)
     if refine == "feather":
-        return pixels, _alpha_u8(_feather(_resize_plane(alpha, shape), _default_radius(shape) / 2.0), shape)
-    return pixels, _alpha_u8(alpha, shape)
+        return _alpha_u8(_feather(_resize_plane(alpha, shape), _default_radius(shape) / 2.0), shape)
+    return _alpha_u8(alpha, shape)
 
 
 def _default_radius(shape: tuple[int, int]) -> int:
@@ -522,7 +519,7 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
     """
     pixels = _pixels(image)
     sigma = _check_nonnegative(strength, "strength")
-    pixels, alpha = _image_alpha(image, mask, refine, pixels)
+    alpha = _alpha_for(pixels, mask, refine)
     if sigma == 0:
         return np.array(pixels, copy=True)
     height, width = alpha.shape
@@ -664,7 +661,7 @@ def replace_background(
         bg = PILImage.fromarray(fit_background(background, width, height), "RGB")
     else:
         bg = PILImage.new("RGB", (width, height), parse_color(background, "background"))
-    pixels, alpha = _image_alpha(image, mask, refine, pixels)
+    alpha = _alpha_for(pixels, mask, refine)
     return _with_alpha(np.asarray(_composite(pixels, alpha, bg, estimate_colors)), pixels)
 
 
@@ -675,7 +672,8 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
     ``replace_background``, so the cutout shows no fringe of the old background wherever it is placed; pixels with
     alpha 1 keep the image's color. ``refine`` as for ``replace_background``.
     """
-    pixels, alpha = _image_alpha(image, mask, refine)
+    pixels = _pixels(image)
+    alpha = _alpha_for(pixels, mask, refine)
     if pixels.shape[2] == 4:
         product = alpha.astype(np.uint16) * pixels[:, :, 3]
         product += 127
@@ -773,7 +771,7 @@ def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 
     pixels = _pixels(image)
     amount = _check_fraction(strength, "strength")
     target = _srgb_to_oklab(np.asarray([parse_color(color)], np.uint8))[0]
-    pixels, alpha = _image_alpha(image, mask, "none", pixels)
+    alpha = _alpha_for(pixels, mask, "none")
     out = np.array(pixels, copy=True, order="C")
     levels = np.rint(np.arange(256) * amount).astype(np.uint8)
     weight8 = np.take(levels, alpha.reshape(-1))
