@@ -345,3 +345,28 @@ def test_numpy_input_is_read_in_place_and_left_untouched() -> None:
         b = seg.segment(Image(ImageFormat.SRGB, pixels)).confidence_masks[0].numpy_view()
     assert pixels.flags.writeable and np.array_equal(pixels, before)
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "delegate", [BaseOptions.Delegate.CPU, pytest.param(BaseOptions.Delegate.GPU, marks=[pytest.mark.gpu])]
+)
+def test_the_model_file_is_walked_once_at_creation(
+    monkeypatch: pytest.MonkeyPatch, delegate: BaseOptions.Delegate
+) -> None:
+    """Verification, metadata and the backend share one walk of the flatbuffer (4-11 ms each on real models)."""
+    import segkit.metadata.info as info
+    import segkit.metadata.tflite as tflite
+
+    walks: list[int] = []
+    real = tflite.parse_model
+
+    def counted(model: bytes) -> tflite.TFLiteModel:
+        walks.append(len(model))
+        return real(model)
+
+    monkeypatch.setattr(tflite, "parse_model", counted)
+    monkeypatch.setattr(info, "parse_model", counted)
+    base = BaseOptions(model_asset_path=str(model_path("hair_segmenter.tflite")), delegate=delegate)
+    with ImageSegmenter.create_from_options(ImageSegmenterOptions(base_options=base)) as seg:
+        assert seg.accelerator == ("gpu" if delegate == BaseOptions.Delegate.GPU else "cpu")
+    assert len(walks) == 1
