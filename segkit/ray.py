@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -215,6 +216,8 @@ def _session(address: str | None, cpus: int) -> Iterator[bool]:
     """
     started = not ray.is_initialized()
     if started:
+        if address is not None:
+            _check_reachable(address)
         try:
             ray.init(
                 address=address,
@@ -241,6 +244,18 @@ def _session(address: str | None, cpus: int) -> Iterator[bool]:
         data_logger.setLevel(saved_level)
         if started:
             ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """RayRunError at once when nothing listens at a ``host:port`` or ``ray://host:port`` address (Ray itself would
+    retry for minutes); ``"auto"`` and other forms are left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise RayRunError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
 def run_files(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,6 +112,21 @@ def test_cli_engine_ray_writes_the_bytes_of_workers_1_and_resumes(tmp_path: Path
     rerun = run_cli([*common, "--out", f"{tmp_path / 'ray'}/", "--engine", "ray", "--workers", "2"])
     assert rerun.returncode == 1, rerun.stderr[-3000:]
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()} == stamps  # finished: skipped
+
+
+def test_cli_with_no_ray_at_the_address_fails_in_one_line(tmp_path: Path) -> None:
+    photos = make_photos(tmp_path / "photos", 2)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    proc = run_cli(["blur", str(photos[0].parent), "--out", f"{tmp_path / 'out'}/", "--quiet", "--engine", "ray",
+                    "--ray-address", f"127.0.0.1:{port}"])  # fmt: skip
+    assert proc.returncode == 1
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 60  # not Ray's minutes of reconnecting
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_interrupted_on_ray_leaves_no_partial_files_and_a_rerun_finishes(tmp_path: Path) -> None:
