@@ -184,3 +184,14 @@ def test_options_are_checked() -> None:
         video.VideoOptions(crf=99)
     with pytest.raises(ValueError, match="queue_size"):
         video.VideoOptions(queue_size=0)
+
+
+def test_odd_sized_video_keeps_its_size(tmp_path: Path) -> None:
+    source = tmp_path / "odd.mkv"
+    frames = pan_zoom_frames(load_rgb("astronaut.png"), 6, 161, 121)
+    lossless = {"preset": "ultrafast", "crf": "0"}
+    write_clip(source, frames, rate=12, audio=False, codec="libx264rgb", options=lossless, pix_fmt="rgb24")
+    report = video.transcode(source, tmp_path / "out.mp4", lambda rgb, t: rgb)
+    decoded, rate, audio = decode(tmp_path / "out.mp4")
+    assert (report.width, report.height) == (161, 121) and decoded[0].shape == (121, 161, 3)
+    assert len(decoded) == 6 and rate == 12 and audio == 0 and not report.audio_copied

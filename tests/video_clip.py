@@ -38,6 +38,7 @@ def write_clip(
     codec: str = "libx264",
     options: dict[str, str] | None = None,
     faststart: bool = False,
+    pix_fmt: str = "yuv420p",
 ) -> None:
     """Encodes ``frames`` at ``rate`` fps (x264 ultrafast, CRF 18 by default) plus, if ``audio``, a 440 Hz AAC tone.
 
@@ -48,7 +49,7 @@ def write_clip(
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else None) as sink:
         video = sink.add_stream(codec, rate=rate, options=options or {"preset": "ultrafast", "crf": "18"})
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
         tone = sink.add_stream("aac", rate=48000) if audio else None
         for index, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
