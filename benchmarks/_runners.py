@@ -114,7 +114,7 @@ class SegkitLib(Lib):
         base = segkit.BaseOptions(
             model_asset_path=str(model),
             delegate=segkit.BaseOptions.Delegate.GPU if delegate == "gpu" else segkit.BaseOptions.Delegate.CPU,
-            gpu_precision=gpu_precision,  # type: ignore[arg-type]
+            gpu_precision="fp32" if gpu_precision == "fp32" else "fp16",
         )
         options = segkit.ImageSegmenterOptions(
             base_options=base, output_confidence_masks=conf, output_category_mask=cat, num_threads=threads

@@ -11,7 +11,7 @@ import time
 import tracemalloc
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -92,7 +92,7 @@ IMAGE_NO = "The vision task is in image or video mode, a user-defined result cal
 def test_live_stream_needs_callback(mode: Any) -> None:
     for missing in (None, 0, ""):
         with pytest.raises(ValueError) as e:
-            check_callback(mode, missing)  # type: ignore[arg-type]
+            check_callback(mode, cast(Any, missing))  # deliberately not a callable
         assert str(e.value) == LIVE_NEEDS
     check_callback(mode, print)
 
@@ -101,7 +101,7 @@ def test_live_stream_needs_callback(mode: Any) -> None:
 def test_image_and_video_reject_callback(mode: Any) -> None:
     for callback in (print, lambda *a: None, 1):
         with pytest.raises(ValueError) as e:
-            check_callback(mode, callback)  # type: ignore[arg-type]
+            check_callback(mode, cast(Any, callback))
         assert str(e.value) == IMAGE_NO
     check_callback(mode, None)
 
@@ -230,7 +230,7 @@ def test_worker_checks_timestamps() -> None:
             worker.submit("b", 5)
         assert str(e.value) == MONOTONIC
         with pytest.raises(TypeError):
-            worker.submit("b", 6.0)  # type: ignore[arg-type]
+            worker.submit("b", cast(Any, 6.0))  # deliberately not an int
         worker.submit("c", 6)
     assert rec.delivered == [5, 6]
     assert worker.stats.submitted == 2

@@ -35,6 +35,7 @@ from segkit import (
     postprocess,
     preprocess,
 )
+from segkit.modes import WorkerStats
 from tests.conftest import REPO, load_rgb, model_path
 from tests.oracle import mediapipe_masks
 from tests.preprocess.reference import with_alpha
@@ -87,6 +88,13 @@ def small() -> np.ndarray:
 
 def similarity(mask: Image, golden: np.ndarray) -> float:
     return float(np.mean(mask.numpy_view()[:, :, 0].astype(np.int32) * MAGNIFICATION == golden))
+
+
+def stats_of(seg: ImageSegmenter) -> WorkerStats:
+    """A LIVE_STREAM segmenter's counters (None only in the other modes)."""
+    stats = seg.live_stream_stats
+    assert stats is not None
+    return stats
 
 
 def masks_of(result: ImageSegmenterResult) -> tuple[list[np.ndarray] | None, np.ndarray | None]:
@@ -386,7 +394,7 @@ def test_callback_error_is_logged_and_raised_on_next_segment_async(
 
     with caplog.at_level(logging.ERROR, logger="segkit"), live(SELFIE, callback) as seg:
         seg.segment_async(small, 1)
-        wait_until(lambda: seg.live_stream_stats.failed == 1)  # type: ignore[union-attr]
+        wait_until(lambda: stats_of(seg).failed == 1)
         with pytest.raises(KeyError, match="user bug"):
             seg.segment_async(small, 2)  # raised here; this frame is not queued ...
         seg.segment_async(small, 2)  # ... and its timestamp is still free: the call can be retried
@@ -416,7 +424,7 @@ def test_frame_error_is_raised_on_next_call_and_segmenter_stays_usable(
     delivered: list[int] = []
     with caplog.at_level(logging.ERROR, logger="segkit"), live(SELFIE, lambda r, i, ts: delivered.append(ts)) as seg:
         seg.segment_async(bad, 1)  # returns at once: the error happens on the worker
-        wait_until(lambda: seg.live_stream_stats.failed == 1)  # type: ignore[union-attr]
+        wait_until(lambda: stats_of(seg).failed == 1)
         with pytest.raises(ValueError):
             seg.segment_async(small, 2)
         seg.segment_async(small, 2)  # usable (MediaPipe would refuse every later call)
@@ -595,7 +603,7 @@ def test_finalizer_never_raises() -> None:
         base = live_threads()
         seg = live(SELFIE, callback)
         seg.segment_async(np.zeros((16, 16, 3), np.uint8), 0)
-        wait_until(lambda: seg.live_stream_stats.failed == 1)  # type: ignore[union-attr]
+        wait_until(lambda: stats_of(seg).failed == 1)
         # A pending error is dropped by the finalizer (it was logged). Called directly: the logged record, kept
         # by pytest's log capture, holds the traceback and so the segmenter, which then outlives this test.
         start = time.monotonic()
@@ -710,8 +718,9 @@ def test_image_mode_from_several_threads_never_mixes_results(video: list[np.ndar
                 for k in range(12):
                     j = (offset + k) % len(frames)
                     conf, cat = masks_of(seg.segment(frames[j]))
-                    assert conf is not None and np.array_equal(conf[0], expected[j][0][0])  # type: ignore[index]
-                    assert np.array_equal(cat, expected[j][1])  # type: ignore[arg-type]
+                    want_conf, want_cat = expected[j]
+                    assert conf is not None and want_conf is not None and np.array_equal(conf[0], want_conf[0])
+                    assert cat is not None and want_cat is not None and np.array_equal(cat, want_cat)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -723,7 +732,9 @@ def test_image_mode_from_several_threads_never_mixes_results(video: list[np.ndar
     assert not errors, errors[0]
 
 
-def test_video_mode_from_several_threads_processes_in_timestamp_order(small: np.ndarray) -> None:
+def test_video_mode_from_several_threads_processes_in_timestamp_order(
+    small: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Accepting a timestamp and processing its frame is one step: the feedback sees frames in timestamp order."""
     order: list[int] = []
     with ImageSegmenter.create_from_options(options(SELFIE, running_mode=RunningMode.VIDEO)) as seg:
@@ -733,7 +744,7 @@ def test_video_mode_from_several_threads_processes_in_timestamp_order(small: np.
             order.append(int(image.numpy_view()[0, 0, 0]))
             return real(image, rotation)
 
-        seg._process = spy  # type: ignore[method-assign]
+        monkeypatch.setattr(seg, "_process", spy)
         counter = iter(range(1, 10_000))
         lock = threading.Lock()
 
@@ -837,7 +848,7 @@ def test_live_stream_stress_200fps_slow_callback(video: list[np.ndarray]) -> Non
     seg = live(SELFIE, callback, output_category_mask=True)
     for ts in range(5):  # warm up the size-keyed caches before measuring memory
         seg.segment_async(frames[0], -10 + ts)
-    wait_until(lambda: seg.live_stream_stats.outstanding == 0)  # type: ignore[union-attr]
+    wait_until(lambda: stats_of(seg).outstanding == 0)
     delivered.clear()
     before = seg.live_stream_stats
     assert before is not None

@@ -51,7 +51,7 @@ class Oracle:
     """Creates (and caches) MediaPipe segmenters for probe models and runs them on images."""
 
     def __init__(self) -> None:
-        self._segmenters: dict[Probe, object] = {}
+        self._segmenters: dict[Probe, Any] = {}  # mediapipe's ImageSegmenter (untyped)
 
     def segmenter(self, probe: Probe) -> Any:  # mediapipe's ImageSegmenter (untyped)
         """A MediaPipe ImageSegmenter for ``probe``'s model, built once per probe."""
@@ -86,7 +86,7 @@ class Oracle:
     def close(self) -> None:
         """Close every segmenter made so far."""
         for seg in self._segmenters.values():
-            seg.close()  # type: ignore[attr-defined]
+            seg.close()
         self._segmenters.clear()
 
 

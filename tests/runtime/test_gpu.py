@@ -110,8 +110,9 @@ def test_gpu_runtime_contract() -> None:
     np.testing.assert_array_equal(rt.run(xa)[0], copy_a)
     with pytest.raises(ValueError, match=r"input tensor must be float32 \(1, 256, 256, 3\), got float64"):
         rt.run(xa.astype(np.float64))
+    not_an_array: Any = [[0.0]]  # deliberately the wrong type
     with pytest.raises(ValueError, match="got list"):
-        rt.run([[0.0]])  # type: ignore[arg-type]
+        rt.run(not_an_array)
     rt.close()
     rt.close()
     with pytest.raises(RuntimeError, match="closed"):
