@@ -20,10 +20,11 @@ V = TypeVar("V")
 
 
 class PlanCache(Generic[K, V]):
-    """A least-recently-used map of at most ``maxsize`` plans (tables built from sizes), built on first use.
+    """A least-recently-used map of at most ``maxsize`` values built on first use: the stages' plans (tables built
+    from sizes) and the postprocessor's recycled blocks per shape.
 
     A video of fixed size then does no set-up work after its first frame, and a stream of varying sizes keeps
-    only the last few plans alive."""
+    only the last few alive."""
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:

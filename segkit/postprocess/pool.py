@@ -11,9 +11,10 @@ block, and the pool allocates another.
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
 
 import numpy as np
+
+from segkit._common import PlanCache
 
 # Blocks kept per shape: two covers ``r = segment(...)`` in a loop (the previous result is alive during the call).
 BLOCKS_PER_SHAPE = 2
@@ -32,18 +33,11 @@ class BlockPool:
     """Per ``(shape, dtype)``, up to ``BLOCKS_PER_SHAPE`` blocks, reused once no one else holds them."""
 
     def __init__(self) -> None:
-        self._blocks: OrderedDict[tuple[tuple[int, ...], str], list[np.ndarray]] = OrderedDict()
+        self._blocks: PlanCache[tuple[tuple[int, ...], str], list[np.ndarray]] = PlanCache(SHAPES_KEPT)
 
     def take(self, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         """A C-contiguous block of ``shape``: a free pooled one (stale contents) or a new one (kept if room)."""
-        key = (tuple(shape), np.dtype(dtype).str)
-        blocks = self._blocks.get(key)
-        if blocks is None:
-            blocks = self._blocks[key] = []
-            while len(self._blocks) > SHAPES_KEPT:
-                self._blocks.popitem(last=False)
-        else:
-            self._blocks.move_to_end(key)
+        blocks = self._blocks.get((tuple(shape), np.dtype(dtype).str), list)
         for i in range(len(blocks)):
             if _refs(blocks, i) == _FREE:
                 block = blocks[i]
