@@ -248,6 +248,11 @@ def report(results: list[dict[str, Any]], workers: int) -> list[str]:
     return lines
 
 
+def _fmt(value: float, spec: str = ".1f", suffix: str = "") -> str:
+    """A figure for the table, or n/a when the timing could not give one (NaN)."""
+    return "n/a" if value != value else f"{value:{spec}}{suffix}"
+
+
 def markdown(results: list[dict[str, Any]], workers: int, price: float) -> list[str]:
     """The README / docs/scaling.md table, and the per-core rate and cost of a million images per job."""
     single, pool, _ = _names(workers)
@@ -259,17 +264,19 @@ def markdown(results: list[dict[str, Any]], workers: int, price: float) -> list[
         rate = {name: v["throughput"] for name, v in r["rates"].items()}
         for name, v in r["rates"].items():
             shown = "MediaPipe + OpenCV script" if name == "mediapipe+opencv" else f"`{name}`"
+            versus = [_fmt(v["throughput"] / rate[other], ".2f", "x") for other in (single, "mediapipe+opencv")]
             lines.append(
-                f"| {r['job']} {r['size']} | {shown} | {v['throughput']:.1f} | {v['startup']:.1f} "
-                f"| {v['throughput'] / rate[single]:.2f}x | {v['throughput'] / rate['mediapipe+opencv']:.2f}x |"
+                f"| {r['job']} {r['size']} | {shown} | {_fmt(v['throughput'])} | {_fmt(v['startup'])} "
+                f"| {versus[0]} | {versus[1]} |"
             )
     lines.append("")
     for r in results:
         per_core = r["rates"][pool]["throughput"] / workers
         core_hours = 1e6 / per_core / 3600 if per_core > 0 else float("nan")
         lines.append(
-            f"- {r['job']} {r['size']}: {per_core:.1f} images/s per core (`--workers {workers}` / {workers}); "
-            f"a million images = {core_hours:.0f} core-hours = ${core_hours * price:.2f} at ${price}/core-hour"
+            f"- {r['job']} {r['size']}: {_fmt(per_core)} images/s per core (`--workers {workers}` / {workers}); "
+            f"a million images = {_fmt(core_hours, '.0f')} core-hours = ${_fmt(core_hours * price, '.2f')} "
+            f"at ${price}/core-hour"
         )
     return lines
 
