@@ -467,8 +467,9 @@ _RULES: dict[int, Rule] = {
     AVERAGE_POOL_2D: ((1, 1, 1), _pool),
     MAX_POOL_2D: ((1, 1, 1), _pool),
     CONCATENATION: ((1, 1 << 16, 1), _concat),
-    CONV_2D: ((2, 3, 1), _conv),
-    DEPTHWISE_CONV_2D: ((2, 3, 1), _depthwise),
+    # TFLite's conv kernel refuses a missing bias, and its depthwise path crashed without one: both need it.
+    CONV_2D: ((3, 3, 1), _conv),
+    DEPTHWISE_CONV_2D: ((3, 3, 1), _depthwise),
     DEQUANTIZE: ((1, 1, 1), _dequantize),
     LOGISTIC: _UNARY,
     RELU: _UNARY,

@@ -310,3 +310,14 @@ def _packed_subgraph(sg: Any) -> bytes:
     b.Finish(sg.Pack(b))
     sg.operators, sg.tensors = ops, tensors
     return bytes(b.Output())
+
+
+@pytest.mark.parametrize("code", [graph.CONV_2D, graph.DEPTHWISE_CONV_2D])
+def test_convolutions_need_their_bias(code: int) -> None:
+    model = load("deeplabv3.tflite")
+    _, op = first_op(model, code)
+    inputs = op.vector(1, 4)
+    assert inputs is not None and inputs[1] == 3
+    # the inputs vector's length word: 2 instead of 3 (a DEPTHWISE_CONV_2D without bias crashed at invoke, SIGSEGV)
+    refused(put_i32(model, inputs[0] - 4, 2), "2 inputs and 1 outputs do not fit this operator")
+    refused(put_i32(model, vector_element(op, 1, 2), -1), r"a required input is missing \(-1\)")
