@@ -31,6 +31,7 @@ over two threads for large images. The output bits do not depend on the thread c
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,17 @@ _REFINE_CHOICES = ("none", "feather", "guided")
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _threads = 2
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child has no copy of the helper thread: start a fresh pool there instead of waiting on a dead one."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def set_num_threads(count: int) -> None:

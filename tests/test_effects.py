@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -526,3 +528,24 @@ def test_temporal_smoother(selfie: ImageSegmenterResult) -> None:
     jumpy(a)
     assert np.allclose(jumpy(np.ones((4, 4), np.float32)), 1.0)  # a cut: restart, no ghost
     assert effects.TemporalSmoother()(selfie).shape == (512, 512)  # a result, like every effect
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_effects_work_in_a_forked_child(astronaut: np.ndarray, mask: np.ndarray) -> None:
+    """The helper thread does not survive fork; a child (multiprocessing's default on Linux) must not hang."""
+    large = np.ascontiguousarray(np.asarray(PILImage.fromarray(astronaut).resize((1280, 720))))
+    alpha = effects.subject_mask(mask, shape=(720, 1280))
+    expected = effects.blur_background(large, alpha)  # starts the helper thread in this process
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the split work finishes with the same bytes
+        same = effects.blur_background(large, alpha).tobytes() == expected.tobytes()
+        os._exit(0 if same else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail("the forked child hung in an effect")
