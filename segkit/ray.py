@@ -12,7 +12,7 @@ tasks, reads and writes the data (local folders, S3, GCS, ...)::
     ds = ds.map_batches(
         Segment,
         fn_constructor_kwargs={"model": "selfie_segmenter", "effect": "blur", "strength": 20.0},
-        compute=ray.data.ActorPoolStrategy(size=8),  # 8 actors (Ray < 2.51: concurrency=8)
+        compute=ray.data.ActorPoolStrategy(size=8),  # 8 actors
         num_cpus=1,  # per actor; the segmenter uses that many threads
         batch_size=16,
     )
