@@ -315,6 +315,22 @@ def test_equal_sized_arrays_in_a_named_column(local_ray: None, photos: list[Path
     assert all(np.asarray(r["alpha"]).shape == (150, 200) for r in rows)
 
 
+def test_run_files_stops_with_setup_error_when_the_model_cannot_load(
+    local_ray: None, photos: list[Path], tmp_path: Path
+) -> None:
+    from segkit import batch
+    from segkit import ray as segkit_ray
+
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model")
+    task = batch.Task(model=str(broken), command="blur")
+    jobs = [batch.FileJob(p, (tmp_path / "out" / p.name,)) for p in photos[:6]]
+    with pytest.raises(batch.SetupError, match=r"broken\.tflite"):
+        list(segkit_ray.run_files(task, jobs, workers=1))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert ray.is_initialized()  # a Ray the caller started is left running
+
+
 # --- Segment called directly, as Ray calls it (no cluster needed) -------------------------------------------------
 
 
