@@ -137,7 +137,7 @@ def test_one_pixel_wide_and_high_extremes_cost_in_proportion() -> None:
 def test_fuzz_slice(tmp_path: Path) -> None:
     """A fixed-seed slice of scripts/fuzz.py (models, images, arrays): no signal, hang, blow-up or empty message."""
     env = {**os.environ, "SEGKIT_MODEL_DIR": str(model_dir())}
-    for kind, count in (("models", 150), ("images", 60), ("arrays", 40)):
+    for kind, count in (("models", 600), ("images", 200), ("arrays", 100)):
         log = tmp_path / f"{kind}.jsonl"
         run = subprocess.run(
             [sys.executable, str(REPO / "scripts" / "fuzz.py"), "--kind", kind, "--count", str(count), "--seed",
@@ -151,11 +151,11 @@ def test_fuzz_slice(tmp_path: Path) -> None:
         if kind == "models":
             assert {r["outcome"] for r in records} >= {"ok", "ValueError"}, "mutants both pass and fail"
     resumed = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fuzz.py"), "--kind", "arrays", "--count", "40", "--seed", "11",
+        [sys.executable, str(REPO / "scripts" / "fuzz.py"), "--kind", "arrays", "--count", "100", "--seed", "11",
          "--log", str(tmp_path / "arrays.jsonl")],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
-    assert resumed.returncode == 0 and "40 cases;" in resumed.stdout, "a rerun resumes: nothing is run twice"
+    assert resumed.returncode == 0 and "100 cases;" in resumed.stdout, "a rerun resumes: nothing is run twice"
 
 
 def test_masks_that_would_not_fit_in_memory_are_refused_before_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
