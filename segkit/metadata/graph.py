@@ -36,7 +36,7 @@ ELEMENT_BYTES: dict[int, int | None] = {
     15: 4, 16: 2, 17: None, 18: 2, 19: None, 20: None,
 }  # fmt: skip
 PACKED_BITS = {17: 4, 19: 2, 20: 4}  # int4, int2, uint4
-FLOAT32, FLOAT16, INT32, UINT8, INT8, INT16 = 0, 1, 2, 3, 9, 7
+FLOAT32, FLOAT16, INT32, UINT8, INT64, INT8, INT16 = 0, 1, 2, 3, 4, 9, 7
 
 # BuiltinOperator values (schema.fbs).
 ADD, AVERAGE_POOL_2D, CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE = 0, 1, 2, 3, 4, 6
@@ -206,14 +206,15 @@ class _Op:
         return self.op.options
 
     def ints(self, k: int) -> tuple[int, ...] | None:
-        """The int32 values of constant input `k`, or None when it is not a constant."""
+        """The values of constant int32/int64 input `k`, or None when it is not a constant."""
         t = self.ins[k] if k < len(self.ins) else None
         if t is None or not t.constant:
             return None
-        if t.dtype != INT32 or t.data is None or len(t.shape) > 1:
-            self.fail(f"input {k} must be a 1-D int32 constant")
+        if t.dtype not in (INT32, INT64) or t.data is None or len(t.shape) > 1:
+            self.fail(f"input {k} must be a small 1-D int32 or int64 constant")
         assert t.data is not None
-        return struct.unpack_from(f"<{len(t.data) // 4}i", t.data)
+        size = 4 if t.dtype == INT32 else 8
+        return struct.unpack_from(f"<{len(t.data) // size}{'i' if size == 4 else 'q'}", t.data)
 
     def same_dtype(self, *ks: int) -> None:
         out = self.out_dtype()

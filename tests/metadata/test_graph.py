@@ -321,3 +321,25 @@ def test_convolutions_need_their_bias(code: int) -> None:
     # the inputs vector's length word: 2 instead of 3 (a DEPTHWISE_CONV_2D without bias crashed at invoke, SIGSEGV)
     refused(put_i32(model, inputs[0] - 4, 2), "2 inputs and 1 outputs do not fit this operator")
     refused(put_i32(model, vector_element(op, 1, 2), -1), r"a required input is missing \(-1\)")
+
+
+def test_slice_with_int64_operands() -> None:
+    import numpy as np
+    from mediapipe.tasks.metadata import schema_py_generated as tfl
+
+    from tests.modelbuilder import probe_model
+
+    def as_int64(begin: tuple[int, int], size: tuple[int, int]) -> Callable[[Any], None]:
+        def edit(m: Any) -> None:
+            sg = m.subgraphs[0]
+            for t in sg.tensors:
+                if t.name in (b"begin", b"size"):
+                    t.type = tfl.TensorType.INT64
+                    values = begin if t.name == b"begin" else size
+                    m.buffers[t.buffer].data = list(np.asarray(values, "<i8").tobytes())
+
+        return edit
+
+    model = probe_model((4, 4, 3), (4, 4, 1), with_metadata=False)  # reshape, slice (0, 0) + (1, 16), reshape
+    verify_model(rebuilt(model, as_int64((0, 0), (1, 16))))
+    refused(rebuilt(model, as_int64((0, 40), (1, 16))), r"slice begin \[0, 40\] size \[1, 16\] is outside")
