@@ -18,7 +18,7 @@ from segkit.preprocess.normalize import normalization_affine, normalize_into
 from segkit.preprocess.resize import PixelResizer, pixel_resizer
 from segkit.preprocess.warp import WarpPlan, apply_warp, make_warp_plan
 
-__all__ = ["STD_IS_ZERO", "InputSpec", "Preprocessor", "to_pixels"]
+__all__ = ["InputSpec", "Preprocessor", "to_pixels"]
 
 # Plans kept per Preprocessor: a few input sizes (a video, a batch of mixed photos) without unbounded growth.
 PLANS_KEPT = 8
