@@ -7,10 +7,10 @@ decodes, segments, applies the effect and encodes its own files); :func:`map_ima
 yields the outputs for paths or arrays in order (workers are spawned processes: with ``workers`` > 1, a script
 needs the usual ``if __name__ == "__main__":`` guard)::
 
-    from segkit import batch
+    from segkit import batch, models
 
     task = batch.Task(model=str(models.path("selfie_segmenter")), command="blur", strength=20.0)
-    jobs = (batch.FileJob(p, (out / p.name,)) for p in Path("photos").glob("*.jpg"))
+    jobs = (batch.FileJob(p, (Path("out") / p.name,)) for p in Path("photos").glob("*.jpg"))
     for outcome in batch.run_files(task, jobs, workers=4, overwrite=False):
         print(outcome.job.source, outcome.status, outcome.error)
 
