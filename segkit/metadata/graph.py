@@ -184,17 +184,21 @@ class _Op:
     def fail(self, message: str) -> NoReturn:
         self.r.fail(f"{self.what}: {message}")
 
-    def shape(self, k: int, rank: int | None = None) -> Shape:
+    def tensor(self, k: int) -> Tensor:
+        """Input `k`, which must be present (not the optional -1)."""
         t = self.ins[k]
-        assert t is not None
+        if t is None:
+            self.fail(f"input {k} is missing (-1)")
+        return t
+
+    def shape(self, k: int, rank: int | None = None) -> Shape:
+        t = self.tensor(k)
         if rank is not None and len(t.shape) != rank:
             self.fail(f"input {k} has shape {list(t.shape)}, expected rank {rank}")
         return t.shape
 
     def dtype(self, k: int) -> int:
-        t = self.ins[k]
-        assert t is not None
-        return t.dtype
+        return self.tensor(k).dtype
 
     def out_dtype(self) -> int:
         return self.tensors[self.op.outputs[0]].dtype

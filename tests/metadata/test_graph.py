@@ -343,3 +343,9 @@ def test_slice_with_int64_operands() -> None:
     model = probe_model((4, 4, 3), (4, 4, 1), with_metadata=False)  # reshape, slice (0, 0) + (1, 16), reshape
     verify_model(rebuilt(model, as_int64((0, 0), (1, 16))))
     refused(rebuilt(model, as_int64((0, 40), (1, 16))), r"slice begin \[0, 40\] size \[1, 16\] is outside")
+
+
+def test_missing_input_of_a_variadic_operator_is_a_value_error() -> None:
+    model = load("deeplabv3.tflite")
+    _, op = first_op(model, graph.CONCATENATION)
+    refused(put_i32(model, vector_element(op, 1, 1), -1), r"input 1 is missing \(-1\)")  # was an AssertionError
