@@ -256,7 +256,8 @@ class _DownloadProblem(Exception):
 def _remove_stale_parts(directory: Path, model: RegistryEntry) -> None:
     """Delete `.part` files of `model` that no live download can own (older than a whole download may take)."""
     limit = time.time() - DOWNLOAD_DEADLINE_S - 60
-    for part in directory.glob(f".{model.file}.*.part"):
+    target = directory / model.file
+    for part in target.parent.glob(f".{target.name}.*.part"):
         with contextlib.suppress(OSError):
             if part.stat().st_mtime < limit:
                 part.unlink()
@@ -265,15 +266,15 @@ def _remove_stale_parts(directory: Path, model: RegistryEntry) -> None:
 def _download(model: RegistryEntry, directory: Path, *, progress: bool = True) -> Path:
     """Downloads `model` into `directory` atomically: at most `model.size` bytes are accepted, the whole transfer
     must finish within DOWNLOAD_DEADLINE_S, and the temporary `.part` file is removed on every exit."""
+    target = directory / model.file  # a registry file may sit in a subfolder (legacy/...)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{model.file}.", suffix=".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as e:
         raise _DownloadProblem(
-            f"the model cache {directory} is not writable ({e.strerror or type(e).__name__})"
+            f"the model cache {target.parent} is not writable ({e.strerror or type(e).__name__})"
         ) from None
     tmp = Path(tmp_name)
-    target = directory / model.file
     try:
         _remove_stale_parts(directory, model)
         deadline = time.monotonic() + DOWNLOAD_DEADLINE_S

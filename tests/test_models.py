@@ -224,6 +224,19 @@ def test_download_verifies_and_writes_atomically(
     assert models.path("fake") == got, "the second call is served from the cache"
 
 
+def test_download_into_a_registry_subfolder(
+    cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registry files such as the legacy models live in a subfolder of the cache: it is created on download."""
+    base, root = server
+    data = model_path("legacy/1x256x256x3_softmax.tflite").read_bytes()
+    (root / "fake.tflite").write_bytes(data)
+    _fake_entry(monkeypatch, f"{base}/fake.tflite", data, file="legacy/fake.tflite")
+    got = models.path("fake")
+    assert got == cache / "legacy" / "fake.tflite" and got.read_bytes() == data
+    assert not list((cache / "legacy").glob("*.part")), "no .part file left"
+
+
 @pytest.mark.parametrize("corruption", ["sha256", "size"])
 def test_bad_download_is_deleted(
     corruption: str, cache: Path, server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
