@@ -102,9 +102,7 @@ class Segment:
         if effect is not None and effect not in get_args(Effect):
             raise ValueError(f"effect must be None or one of {', '.join(get_args(Effect))}, got {effect!r}")
         path = str(models.resolve(model))
-        labels = batch.model_labels(path)
-        chosen = None if categories is None else batch.resolve_categories([str(c) for c in categories], labels)
-        outputs = batch.mask_outputs(masks, labels, chosen if masks in ("confidence", "both") else None)
+        outputs, chosen = batch.choose_outputs(path, masks, categories)
         task = batch.Task(
             model=path,
             command=effect or "segment",
