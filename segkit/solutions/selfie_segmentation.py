@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from types import TracebackType
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 
 from segkit import models
+from segkit._common import PlanCache
 from segkit.postprocess import mask_linear_plan, resize_masks
 from segkit.postprocess.resize import MaskLinearPlan
 from segkit.preprocess.legacy import ZeroBorderPlan, make_zero_border_plan, zero_border_tensor
@@ -30,7 +29,6 @@ __all__ = ["MODEL_NAMES", "SelfieSegmentation", "SolutionOutputs"]
 MODEL_NAMES = ("selfie_segmentation", "selfie_segmentation_landscape")
 _RGB_CHANNELS = 3
 _PLAN_CACHE = 4
-_P = TypeVar("_P")
 
 
 class SolutionOutputs(NamedTuple):
@@ -59,8 +57,8 @@ class SelfieSegmentation:
         spec = self._runtime.input_spec
         _, self._height, self._width, _ = spec.shape
         self._tensor = np.empty((1, self._height, self._width, 3), np.float32)
-        self._warp_plans: OrderedDict[tuple[int, int], ZeroBorderPlan] = OrderedDict()
-        self._resize_plans: OrderedDict[tuple[int, int], MaskLinearPlan] = OrderedDict()
+        self._warp_plans: PlanCache[tuple[int, int], ZeroBorderPlan] = PlanCache(_PLAN_CACHE)
+        self._resize_plans: PlanCache[tuple[int, int], MaskLinearPlan] = PlanCache(_PLAN_CACHE)
 
     def process(self, image: np.ndarray) -> SolutionOutputs:
         """The segmentation mask of ``image``, a uint8 RGB (H, W, 3) array (any strides).
@@ -88,12 +86,12 @@ class SelfieSegmentation:
             raise ValueError("_graph is None in SolutionBase")
         height, width = rgb.shape[:2]
         h, w = self._height, self._width
-        plan = _cached(self._warp_plans, (height, width), lambda: make_zero_border_plan(height, width, h, w))
+        plan = self._warp_plans.get((height, width), lambda: make_zero_border_plan(height, width, h, w))
         zero_border_tensor(rgb, plan, self._tensor[0])
         logits = self._runtime.run(self._tensor)[0].reshape(h, w)
         if (height, width) == (h, w):  # cv::resize to the same size is a copy
             return SolutionOutputs(logits.copy())
-        resize = _cached(self._resize_plans, (height, width), lambda: mask_linear_plan(h, w, height, width))
+        resize = self._resize_plans.get((height, width), lambda: mask_linear_plan(h, w, height, width))
         mask = np.empty((1, height, width), np.float32)
         resize_masks(logits[None], resize, mask)
         return SolutionOutputs(mask[0])
@@ -118,15 +116,3 @@ class SelfieSegmentation:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _cached(cache: OrderedDict[tuple[int, int], _P], key: tuple[int, int], build: Callable[[], _P]) -> _P:
-    """LRU lookup of a per-size plan: a video of fixed size builds its plans once."""
-    plan = cache.get(key)
-    if plan is None:
-        plan = cache[key] = build()
-        if len(cache) > _PLAN_CACHE:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return plan
