@@ -8,14 +8,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import http.client
 import json
 import os
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -232,6 +229,8 @@ def resolve(name_or_path: str | os.PathLike[str], *, download: bool = True) -> P
 
 def _reason(e: BaseException) -> str:
     """A short reason for a failed download, without the exception chain."""
+    import urllib.error  # the HTTP stack is imported only when a download happens: it costs ~50 ms at import
+
     if isinstance(e, urllib.error.HTTPError):
         return f"HTTP {e.code} {e.reason}"
     reason = getattr(e, "reason", None) if isinstance(e, urllib.error.URLError) else e
@@ -241,6 +240,8 @@ def _reason(e: BaseException) -> str:
 
 def _fetch(model: RegistryEntry, *, progress: bool = True) -> Path:
     """`_download` into the cache, with every failure turned into one ModelUnavailableError line."""
+    import http.client
+
     try:
         return _download(model, cache_dir(), progress=progress)
     except _DownloadProblem as e:
@@ -266,6 +267,8 @@ def _remove_stale_parts(directory: Path, model: RegistryEntry) -> None:
 def _download(model: RegistryEntry, directory: Path, *, progress: bool = True) -> Path:
     """Downloads `model` into `directory` atomically: at most `model.size` bytes are accepted, the whole transfer
     must finish within DOWNLOAD_DEADLINE_S, and the temporary `.part` file is removed on every exit."""
+    import urllib.request
+
     target = directory / model.file  # a registry file may sit in a subfolder (legacy/...)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
