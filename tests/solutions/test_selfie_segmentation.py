@@ -35,7 +35,7 @@ def test_models_come_from_the_registry() -> None:
     for name, (h, w) in zip(MODEL_NAMES, TENSOR_SIZES, strict=True):
         entry = models.info(name)
         assert entry.input_shape == (1, h, w, 3) and entry.output_shape == (1, h, w, 1)
-        assert models.path(name, download=False) == model_dir() / entry.file
+        assert models.path(name, download=False).resolve() == model_dir() / entry.file  # model_dir() is resolved
 
 
 @pytest.mark.parametrize("selection", [0, 1])
