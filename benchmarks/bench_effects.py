@@ -7,7 +7,7 @@ after warm-up; the figures are medians and the ratio is the median of the pair-b
    result)`` against mediapipe 1.2.2's published sample: ``segment()`` (category mask) + ``cv2.GaussianBlur(image,
    (55, 55), 0)`` + ``np.where(condition, image, blurred)``. Targets: <= 0.5x at 1280x720, <= 0.7x at 640x480.
 2. **effects**: each effect alone on a precomputed result, with its defaults (replace and cutout include the
-   guided refinement), against a reference written here: blur = ``cv2.GaussianBlur`` sigma 15 + float32 alpha
+   edge-color estimate), against a reference written here: blur = ``cv2.GaussianBlur`` sigma 15 + float32 alpha
    blend; replace = float32 alpha blend with a color; cutout = ``np.dstack`` of the 8-bit alpha; recolor =
    ``cv2`` LAB a/b shift toward the color, blended by mask x strength; overlay = palette lookup +
    ``cv2.addWeighted`` + background kept. Targets: <= 0.5x at 1280x720, <= 0.7x at 640x480. Masks: selfie for

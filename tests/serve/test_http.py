@@ -353,3 +353,35 @@ def test_rembg_url_variant_is_refused_clearly(server):
 
     r = httpx.get(f"{server.url}/api/remove", params={"url": "http://127.0.0.1:1/x.png"})
     assert r.status_code == 400 and "POST" in r.json()["detail"]
+
+
+def test_listening_socket_lets_asyncio_disable_nagle():
+    """asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; without it every keep-alive response
+    waited ~40 ms for the client's delayed ACK (measured: /healthz 44 ms per request, 1 ms with it)."""
+    import asyncio
+
+    from segkit.serve import _listen
+
+    seen: list[int] = []
+
+    async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    async def until_accepted() -> None:
+        for _ in range(500):  # at most ~5 s
+            if seen:
+                return
+            await asyncio.sleep(0.01)
+
+    loop = asyncio.new_event_loop()
+    listener = _listen("127.0.0.1", 0)
+    try:
+        server = loop.run_until_complete(asyncio.start_server(accepted, sock=listener))
+        with socket.create_connection(listener.getsockname()[:2]):
+            loop.run_until_complete(until_accepted())
+        server.close()
+    finally:
+        loop.close()
+        listener.close()
+    assert seen and seen[0] != 0
