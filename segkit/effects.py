@@ -537,23 +537,30 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
     height, width = alpha.shape
     factor = _scale_for(sigma)
     rgb = _rgb_pil(pixels)
-    # Normalized convolution in premultiplied RGBa: color * w and w = 1 - alpha are averaged down, blurred and
-    # interpolated back up together, and divided (RGBa -> RGB) only at full size, so no subject color leaks out.
-    weighted = rgb.convert("RGBA")
-    weighted.putalpha(PILImage.fromarray(255 - alpha, "L"))
-    premultiplied = weighted.convert("RGBa")
-    small = premultiplied.reduce(factor) if factor > 1 else premultiplied
-    blurred = small.filter(ImageFilter.GaussianBlur(sigma / factor))
+    # Normalized convolution: color * w and w = 1 - alpha are averaged down separately (one full-size pass makes
+    # the product), blurred together as premultiplied RGBa and divided at the small size, so no subject color
+    # leaks out. Where the division differs from a full-size one (w ~ 0), the sharp subject covers the result.
+    weight = PILImage.fromarray(255 - alpha, "L")
+    product = PILImage.new("RGB", (width, height))
+    product.paste(rgb, (0, 0), weight)
+    if factor > 1:
+        product, weight = product.reduce(factor), weight.reduce(factor)
+    blurred = PILImage.merge("RGBa", (*product.split(), weight)).filter(ImageFilter.GaussianBlur(sigma / factor))
+    colors = blurred.convert("RGB")
+    if factor > 1:
+        # Interpolated to half size, then repeated 2x2: a smooth field cannot tell it from a full bilinear upsample.
+        half_w, half_h = -(-width // 2), -(-height // 2)
+        half = factor / 2
+        colors = colors.resize((half_w, half_h), PILImage.Resampling.BILINEAR, box=(0, 0, half_w / half, half_h / half))
     out = np.empty((height, width, 3), np.uint8)
     subject = PILImage.fromarray(alpha, "L")
 
     def work(top: int, bottom: int) -> None:
         size = (width, bottom - top)
         if factor > 1:
-            box = (0.0, top / factor, width / factor, bottom / factor)
-            part = blurred.resize(size, PILImage.Resampling.BILINEAR, box=box).convert("RGB")
+            part = colors.resize(size, PILImage.Resampling.NEAREST, box=(0.0, top / 2, width / 2, bottom / 2))
         else:
-            part = blurred.crop((0, top, width, bottom)).convert("RGB")
+            part = colors.crop((0, top, width, bottom))
         part.paste(rgb.crop((0, top, width, bottom)), (0, 0), subject.crop((0, top, width, bottom)))
         out[top:bottom] = np.asarray(part)
 
