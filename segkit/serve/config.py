@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,7 +62,9 @@ class ServeConfig:
         """Interpreter threads per segmenter: the cores shared among one model's workers unless set."""
         if self.threads is not None:
             return self.threads
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        from segkit.batch import default_workers  # the cores this process may use (CPU affinity counted)
+
+        return max(1, default_workers() // self.workers)
 
 
 def local_models() -> tuple[str, ...]:
