@@ -212,11 +212,10 @@ def run_effects(size: str, names: list[str], rounds: int, warmup: int) -> list[d
     ]
 
 
-def video_process(name: str, segmenter: ImageSegmenter) -> Callable[[np.ndarray, int], np.ndarray]:
-    """The per-frame work of ``segkit NAME clip.mp4`` with the command's default model."""
+def video_effect(name: str) -> Callable[[np.ndarray, ImageSegmenterResult], np.ndarray]:
+    """The per-frame effect of ``segkit NAME clip.mp4`` (segmentation runs as the pipeline's stage before it)."""
 
-    def process(rgb: np.ndarray, timestamp_ms: int) -> np.ndarray:
-        result = segmenter.segment_for_video(rgb, timestamp_ms)
+    def process(rgb: np.ndarray, result: ImageSegmenterResult) -> np.ndarray:
         if name == "blur":
             return effects.blur_background(rgb, result)
         if name == "replace":
@@ -252,7 +251,7 @@ def video_row(name: str, clip: Path, target: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     with segkit_segmenter(VIDEO_MODELS[name], video=True, category=name == "overlay") as segmenter:
-        report = video.transcode(clip, target, video_process(name, segmenter), progress=tick)
+        report = video.transcode(clip, target, segmenter.segment_for_video, finish=video_effect(name), progress=tick)
     skip = min(10, len(stamps) - 2)
     steady = (len(stamps) - 1 - skip) / (stamps[-1] - stamps[skip])
     return {

@@ -542,11 +542,13 @@ class Worker:
         smoother = effects.TemporalSmoother(weight=self.task.smooth) if self.task.smooth is not None else None
         with self._create(video=True) as segmenter:
 
-            def process(frame: np.ndarray, timestamp_ms: int) -> np.ndarray:
-                outputs = self._render(frame, segmenter.segment_for_video(frame, timestamp_ms), segmenter, smoother)
-                return _as_rgb(outputs[0])
+            def finish(frame: np.ndarray, result: ImageSegmenterResult) -> np.ndarray:
+                return _as_rgb(self._render(frame, result, segmenter, smoother)[0])
 
-            video.transcode(job.source, job.targets[0], process, progress=self._video_progress)
+            # Segmentation in a helper thread, the effect here: frame n's effect overlaps frame n+1's inference.
+            video.transcode(
+                job.source, job.targets[0], segmenter.segment_for_video, finish=finish, progress=self._video_progress
+            )
 
     def close(self) -> None:
         """Frees the segmenter (the worker can be used again: it reopens on the next image)."""

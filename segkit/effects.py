@@ -783,6 +783,10 @@ def _recolored(rgb: Channels, weight: np.ndarray, target: np.ndarray) -> list[np
     return _oklab_to_srgb((lightness, a, b))
 
 
+_MIN_TINT = 3
+"""The smallest 8-bit weight ``recolor`` applies: a weight of 1 or 2 (< 1%) is the mask's noise, not hair."""
+
+
 def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 0.8) -> np.ndarray:
     """Tint the subject (hair) toward ``color`` while keeping its shading.
 
@@ -790,8 +794,10 @@ def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 
     toward the target's. OKLab is used over CIELab or HSL because its hue stays constant as chroma changes (no blue to
     purple drift) and L tracks perceived lightness. The target chroma is scaled by min(1, L / L_target) so dark strands
     get a dark version of the color instead of an out-of-gamut glow. The weight is the 8-bit alpha times ``strength``
-    (0..1), rounded to 1/255: pixels whose weight rounds to 0 stay bit-identical, and only the others are converted
-    (float32 per channel, table lookups for the sRGB curve, split over two threads when many).
+    (0..1), rounded to 1/255; weights under ``_MIN_TINT`` / 255 (about 1%: the model's noise in the mask's far tail,
+    up to a third of a hair mask's nonzero pixels, each of which it would move by at most 3 levels) leave a pixel
+    bit-identical, and only the others are converted (float32 per channel, table lookups for the sRGB curve, split
+    over two threads when many).
     """
     pixels = _pixels(image)
     amount = _check_fraction(strength, "strength")
@@ -799,6 +805,7 @@ def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 
     alpha = _alpha_for(pixels, mask, "none")
     out = np.array(pixels, copy=True, order="C")
     levels = np.rint(np.arange(256) * amount).astype(np.uint8)
+    levels[levels < _MIN_TINT] = 0
     weight8 = np.take(levels, alpha.reshape(-1))
     where = np.flatnonzero(weight8)
     if where.size == 0:

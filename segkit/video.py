@@ -16,6 +16,13 @@ The one entry point::
   presentation time in milliseconds, forced strictly increasing (what ``segment_for_video`` requires). Decoding
   runs in one helper thread and encoding + muxing in another, linked by bounded queues
   (``VideoOptions.queue_size``); FFmpeg releases the GIL, so the three stages overlap on separate cores.
+- Two stages instead of one: with ``finish``, ``process(rgb, timestamp_ms)`` returns anything (the segmentation
+  result) and runs in a helper thread, in order, while ``finish(rgb, value)`` makes the output pixels in the calling
+  thread, in order too, so frame n's effect overlaps frame n+1's segmentation (LiteRT and Pillow release the GIL)::
+
+      video.transcode(source, target, segmenter.segment_for_video,
+                      finish=lambda rgb, result: effects.blur_background(rgb, result))
+
 - The output has the source's frame count, frame rate and size; the first audio stream is copied packet for
   packet (no re-encode). A RGBA result loses its alpha (video codecs here carry none).
 - The output is written to a hidden temporary file in the target's folder and renamed over ``target`` only when
@@ -42,7 +49,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -122,6 +129,7 @@ class VideoReport:
 
 Process = Callable[[np.ndarray, int], np.ndarray]
 Progress = Callable[[int, "int | None"], None]
+_T = TypeVar("_T")
 
 
 def _import_av() -> ModuleType:
@@ -167,6 +175,7 @@ class _Frame:
     index: int
     timestamp_ms: int
     pixels: np.ndarray
+    value: object = None  # ``process``'s result, on its way to ``finish``
 
 
 @dataclass
@@ -207,6 +216,7 @@ class _Pipe:
 
 
 _END = object()
+_Stages = tuple[Callable[[np.ndarray, int], Any], "Callable[[np.ndarray, Any], np.ndarray] | None"]
 
 
 class _Worker(threading.Thread):
@@ -237,15 +247,41 @@ def _timestamps(frames: Iterator[Any], rate: Fraction) -> Iterator[tuple[Any, in
         yield frame, last
 
 
+@overload
 def transcode(
     source: Path,
     target: Path,
     process: Process,
     *,
+    finish: None = None,
+    options: VideoOptions | None = None,
+    progress: Progress | None = None,
+) -> VideoReport: ...
+
+
+@overload
+def transcode(
+    source: Path,
+    target: Path,
+    process: Callable[[np.ndarray, int], _T],
+    *,
+    finish: Callable[[np.ndarray, _T], np.ndarray],
+    options: VideoOptions | None = None,
+    progress: Progress | None = None,
+) -> VideoReport: ...
+
+
+def transcode(
+    source: Path,
+    target: Path,
+    process: Callable[[np.ndarray, int], Any],
+    *,
+    finish: Callable[[np.ndarray, Any], np.ndarray] | None = None,
     options: VideoOptions | None = None,
     progress: Progress | None = None,
 ) -> VideoReport:
-    """Decode ``source``, run ``process(rgb, timestamp_ms)`` on every frame, encode the results into ``target``.
+    """Decode ``source``, run ``process(rgb, timestamp_ms)`` (then ``finish(rgb, value)``, when given) on every
+    frame, encode the results into ``target``.
 
     See the module docstring for the threading, timing, audio, atomic-write and error rules.
     """
@@ -287,7 +323,7 @@ def transcode(
                         audio_out = sink.add_stream_from_template(audio_in)
                 count = _run_pipeline(
                     av, container, sink, video_in, audio_in if audio_out is not None else None, video_out, audio_out,
-                    rate, (width, height), source, process, opts.queue_size, expected, progress,
+                    rate, (width, height), source, (process, finish), opts.queue_size, expected, progress,
                 )  # fmt: skip
             if expected is not None and count < expected:
                 raise VideoError(
@@ -305,12 +341,15 @@ def transcode(
 
 def _run_pipeline(
     av: ModuleType, container: Any, sink: Any, video_in: Any, audio_in: Any, video_out: Any, audio_out: Any,
-    rate: Fraction, size: tuple[int, int], source: Path, process: Process, queue_size: int,
+    rate: Fraction, size: tuple[int, int], source: Path, stages: _Stages, queue_size: int,
     expected: int | None, progress: Progress | None,
 ) -> int:  # fmt: skip
-    """Runs decode (helper thread) -> process (this thread) -> encode + mux (helper thread); returns frames written."""
+    """Runs decode (helper thread) -> [process (helper thread) ->] process or finish (this thread) -> encode + mux
+    (helper thread); returns frames written."""
+    process, finish = stages
     stop = threading.Event()
     decoded: _Pipe = _Pipe(queue_size, stop)
+    analyzed: _Pipe = _Pipe(queue_size, stop) if finish is not None else decoded
     processed: _Pipe = _Pipe(queue_size, stop)
     time_base = Fraction(1) / rate
     width, height = size
@@ -339,6 +378,15 @@ def _run_pipeline(
             ) from None
         decoded.put(_END)
 
+    def analyze() -> None:
+        while True:
+            item = decoded.get()
+            if isinstance(item, _Frame):
+                item.value = process(item.pixels, item.timestamp_ms)
+            analyzed.put(item)
+            if item is _END:
+                break
+
     def encode() -> None:
         while True:
             item = processed.get()
@@ -354,22 +402,25 @@ def _run_pipeline(
                 sink.mux(item.packet)
         sink.mux(video_out.encode(None))
 
-    decoder = _Worker("segkit-video-decode", decode, stop)
     encoder = _Worker("segkit-video-encode", encode, stop)
-    decoder.start()
-    encoder.start()
+    workers = [_Worker("segkit-video-decode", decode, stop), encoder]
+    if finish is not None:
+        workers.append(_Worker("segkit-video-process", analyze, stop))
+    for worker in workers:
+        worker.start()
     written = 0
     try:
         while True:
             try:
-                item = decoded.get()
+                item = analyzed.get()
             except _Stop:
                 break
             if item is _END:
                 processed.put(_END)
                 break
             if isinstance(item, _Frame):
-                item.pixels = _checked_output(process(item.pixels, item.timestamp_ms), width, height)
+                pixels = process(item.pixels, item.timestamp_ms) if finish is None else finish(item.pixels, item.value)
+                item.pixels, item.value = _checked_output(pixels, width, height), None
                 written += 1
                 processed.put(item)
                 if progress is not None:
@@ -381,9 +432,9 @@ def _run_pipeline(
         pass
     finally:
         stop.set()
-        decoder.join()
-        encoder.join()
-    for worker in (decoder, encoder):
+        for worker in workers:
+            worker.join()
+    for worker in workers:
         if worker.error is not None:
             error = worker.error
             if isinstance(error, VideoError):

@@ -296,8 +296,17 @@ def test_recolor_strength_zero_is_identity(astronaut: np.ndarray, mask: np.ndarr
 )
 def test_recolor_leaves_unmasked_pixels_bit_identical(image: np.ndarray, m: np.ndarray, color: tuple[int, ...]) -> None:
     out = effects.recolor(image, m, color)
-    untouched = m * 255 < 0.5
+    untouched = np.rint(np.rint(m * 255) * 0.8) < 3  # weights under 3/255 (the mask's noise) are not applied
     assert (out[untouched] == image[untouched]).all()
+
+
+def test_recolor_skips_only_the_mask_noise() -> None:
+    """A weight of 2/255 leaves the pixel as is; 3/255 already tints it (a saturated target moves a gray pixel)."""
+    image = np.full((1, 2, 3), 128, np.uint8)
+    m = np.array([[2 / 255, 3 / 255]], np.float32)
+    out = effects.recolor(image, m, (255, 0, 255), strength=1.0)
+    assert (out[0, 0] == 128).all()
+    assert (out[0, 1] != 128).any()
 
 
 # --- overlay and legend -----------------------------------------------------------------------------------------------

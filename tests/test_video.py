@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions, RunningMode, effects, video
+from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, RunningMode, effects, video
 from tests.conftest import load_rgb, model_path
 from tests.video_clip import pan_zoom_frames, write_clip
 
@@ -92,6 +92,54 @@ def test_lossless_round_trip_keeps_frames_timing_size_and_audio(clip: Path, tmp_
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not a temporary file's 0600
+
+
+def test_two_stages_write_the_one_stage_frames(clip: Path, tmp_path: Path) -> None:
+    """With ``finish``, segmentation runs in a helper thread and the effect here: the same frames, bit for bit, with
+    each stage called in order and ``finish`` on the calling thread."""
+    import threading
+
+    one, two = tmp_path / "one.mkv", tmp_path / "two.mkv"
+    with video_segmenter() as segmenter:
+        video.transcode(clip, one, blur_with_segmenter(segmenter, []), options=LOSSLESS)
+    stamps: list[int] = []
+    finishers: set[str] = set()
+    with video_segmenter() as segmenter:
+
+        def process(rgb: np.ndarray, timestamp_ms: int) -> ImageSegmenterResult:
+            stamps.append(timestamp_ms)
+            return segmenter.segment_for_video(rgb, timestamp_ms)
+
+        def finish(rgb: np.ndarray, result: ImageSegmenterResult) -> np.ndarray:
+            finishers.add(threading.current_thread().name)
+            return effects.blur_background(rgb, result)
+
+        report = video.transcode(clip, two, process, finish=finish, options=LOSSLESS)
+    assert report.frames == FRAMES and stamps == sorted(stamps) and len(stamps) == FRAMES
+    assert finishers == {threading.current_thread().name}
+    for a, b in zip(decode(one)[0], decode(two)[0], strict=True):
+        assert (a == b).all()
+
+
+@pytest.mark.parametrize("stage", ["process", "finish"])
+def test_a_failing_stage_of_two_leaves_no_partial_output(clip: Path, tmp_path: Path, stage: str) -> None:
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"old")
+
+    def process(rgb: np.ndarray, timestamp_ms: int) -> int:
+        if stage == "process" and timestamp_ms > 200:
+            raise RuntimeError("segmentation failed")
+        return timestamp_ms
+
+    def finish(rgb: np.ndarray, timestamp_ms: int) -> np.ndarray:
+        if stage == "finish" and timestamp_ms > 200:
+            raise RuntimeError("effect failed")
+        return rgb
+
+    with pytest.raises(RuntimeError, match="failed"):
+        video.transcode(clip, target, process, finish=finish)
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
 
 
 def test_default_encoder_is_close_to_the_effect_output(clip: Path, tmp_path: Path) -> None:
