@@ -20,7 +20,10 @@ folder (``--files``) and on a small one (``--small``): throughput = (files - sma
 t_small - small / throughput. Runners and folder sizes are interleaved within each round; times are medians over
 the rounds. The outputs of ``--workers 1``, ``--workers N`` and Ray are compared byte for byte (the run exits 1 if
 they differ or a runner fails); the targets (``--workers 2`` >= 1.7x ``--workers 1`` and >= 2x MediaPipe + OpenCV,
-Ray >= 0.7x the local pool) are reported PASS/MISS and never fail the run.
+Ray >= 0.7x the local pool) are reported PASS/MISS and never fail the run. CPU ms per image (user + system of the
+runner and its worker processes, large minus small folder, per extra image) shows how many cores each runner keeps
+busy: the reference is one process, but MediaPipe's graph and OpenCV run threads of their own. Ray's daemons are not
+children of the runner, so its CPU figure misses them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -142,16 +146,23 @@ def runner_commands(job: FolderJob, workers: int, with_ray: bool) -> dict[str, l
     return commands
 
 
-def timed_run(command: list[str], source: Path, out: Path, timeout: float) -> float:
-    """Wall seconds of one runner over ``source`` into a fresh ``out``; RuntimeError with its stderr if it fails."""
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every waited-for child process so far, their own children included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_run(command: list[str], source: Path, out: Path, timeout: float) -> tuple[float, float]:
+    """Wall and CPU seconds of one runner over ``source`` into a fresh ``out`` (CPU: the process and its workers;
+    Ray's daemons are not its children and are not counted); RuntimeError with its stderr if it fails."""
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), _children_cpu()
     full = [*command, str(source), "--out", f"{out}{os.sep}"]  # a trailing separator: --out is a folder
     proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _children_cpu() - start_cpu
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def same_outputs(a: Path, b: Path) -> bool:
@@ -169,13 +180,15 @@ def measure(job: FolderJob, args: argparse.Namespace, work: Path) -> dict[str, A
     make_folder(folders["large"], large, job.size, seed=2)
     commands = runner_commands(job, args.workers, args.ray)
     times: dict[str, dict[str, list[float]]] = {name: {"small": [], "large": []} for name in commands}
+    cpu: dict[str, dict[str, list[float]]] = {name: {"small": [], "large": []} for name in commands}
     order = [(name, size) for name in commands for size in ("small", "large")]
     outs = {(name, size): work / f"{job.name}_out_{i}_{size}" for i, (name, size) in enumerate(order)}
     for round_index in range(args.rounds):
         shift = (round_index * 3) % len(order)
         for name, size in order[shift:] + order[:shift]:
-            seconds = timed_run(commands[name], folders[size], outs[name, size], args.timeout)
+            seconds, cpu_seconds = timed_run(commands[name], folders[size], outs[name, size], args.timeout)
             times[name][size].append(seconds)
+            cpu[name][size].append(cpu_seconds)
             print(f"  {job.name} round {round_index + 1}: {name:<36} {size:>5} {seconds:6.2f} s", flush=True)
     baseline = outs["segkit --workers 1", "large"]
     identical = {name: same_outputs(baseline, outs[name, "large"]) for name in commands if name.startswith("segkit ")}
@@ -185,16 +198,20 @@ def measure(job: FolderJob, args: argparse.Namespace, work: Path) -> dict[str, A
         "files": {"small": small, "large": large},
         "commands": {name: " ".join(command) for name, command in commands.items()},
         "times": times,
-        "rates": {name: rates(t, small, large) for name, t in times.items()},
+        "cpu": cpu,
+        "rates": {name: rates(t, small, large, cpu[name]) for name, t in times.items()},
         "identical_to_workers_1": identical,
     }
 
 
-def rates(times: dict[str, list[float]], small: int, large: int) -> dict[str, float]:
-    """Throughput (images/s after start-up) and start-up seconds from the median small and large folder times."""
+def rates(times: dict[str, list[float]], small: int, large: int, cpu: dict[str, list[float]]) -> dict[str, float]:
+    """Throughput (images/s after start-up), start-up seconds and CPU ms per image (after start-up, all cores
+    together) from the median small and large folder times."""
     t_small, t_large = statistics.median(times["small"]), statistics.median(times["large"])
     throughput = (large - small) / (t_large - t_small) if t_large > t_small else float("nan")
+    cpu_ms = (statistics.median(cpu["large"]) - statistics.median(cpu["small"])) / (large - small) * 1000
     return {
+        "cpu_ms_per_image": cpu_ms,
         "t_small": t_small,
         "t_large": t_large,
         "throughput": throughput,
@@ -222,14 +239,15 @@ def _names(workers: int) -> tuple[str, str, str]:
 def report(results: list[dict[str, Any]], workers: int) -> list[str]:
     """The table and the PASS/MISS lines."""
     lines = [
-        f"{'job':<8} {'size':<9} {'runner':<36} {'images/s':>9} {'start-up s':>10} {'t small':>8} {'t large':>8}",
-        "-" * 94,
+        f"{'job':<8} {'size':<9} {'runner':<36} {'images/s':>9} {'start-up s':>10} {'t small':>8} {'t large':>8}"
+        f" {'CPU ms/image':>12}",
+        "-" * 107,
     ]
     for r in results:
         for name, rate in r["rates"].items():
             lines.append(
                 f"{r['job']:<8} {r['size']:<9} {name:<36} {rate['throughput']:9.1f} {rate['startup']:10.2f}"
-                f" {rate['t_small']:8.2f} {rate['t_large']:8.2f}"
+                f" {rate['t_small']:8.2f} {rate['t_large']:8.2f} {rate['cpu_ms_per_image']:12.1f}"
             )
     lines.append("")
     single, pool, ray = _names(workers)
@@ -257,8 +275,9 @@ def markdown(results: list[dict[str, Any]], workers: int, price: float) -> list[
     """The README / docs/scaling.md table, and the per-core rate and cost of a million images per job."""
     single, pool, _ = _names(workers)
     lines = [
-        "| job | runner | images/s after start-up | start-up s | vs `--workers 1` | vs MediaPipe+OpenCV |",
-        "|---|---|---|---|---|---|",
+        "| job | runner | images/s after start-up | start-up s | CPU ms per image | vs `--workers 1` "
+        "| vs MediaPipe+OpenCV |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         rate = {name: v["throughput"] for name, v in r["rates"].items()}
@@ -267,7 +286,7 @@ def markdown(results: list[dict[str, Any]], workers: int, price: float) -> list[
             versus = [_fmt(v["throughput"] / rate[other], ".2f", "x") for other in (single, "mediapipe+opencv")]
             lines.append(
                 f"| {r['job']} {r['size']} | {shown} | {_fmt(v['throughput'])} | {_fmt(v['startup'])} "
-                f"| {versus[0]} | {versus[1]} |"
+                f"| {_fmt(v['cpu_ms_per_image'])} | {versus[0]} | {versus[1]} |"
             )
     lines.append("")
     for r in results:

@@ -311,7 +311,8 @@ def decode_image(source: Path | bytes) -> np.ndarray:
     try:
         with PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             check_pixels(im.width, im.height, "the image")
-            return _rgb8(ImageOps.exif_transpose(im))
+            ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of an image that needs no turn
+            return _rgb8(im)
     except (OSError, ValueError, SyntaxError, NotImplementedError, PILImage.DecompressionBombError) as e:
         raise ValueError(f"cannot read image {name}: {e or type(e).__name__}") from None
 
@@ -326,7 +327,7 @@ def _rgb8(image: PILImage.Image) -> np.ndarray:
             raise ValueError(f"its 32-bit values {int(values.min())}..{int(values.max())} do not fit 16 bits")
         gray = ((values + 128) // 257).astype(np.uint8)  # 16 bits rounded to 8
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    return np.ascontiguousarray(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
 
 
 def encode_image(array: np.ndarray, fmt: str, *, jpeg_quality: int = 95) -> bytes:
@@ -336,7 +337,7 @@ def encode_image(array: np.ndarray, fmt: str, *, jpeg_quality: int = 95) -> byte
     image = PILImage.fromarray(np.ascontiguousarray(array))
     buffer = io.BytesIO()
     if fmt == "JPEG":
-        image.convert("RGB").save(buffer, "JPEG", quality=jpeg_quality)
+        (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, "JPEG", quality=jpeg_quality)
     elif fmt == "WEBP" and image.mode == "L":
         image.save(buffer, "WEBP", lossless=True)
     else:

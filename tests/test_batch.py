@@ -39,6 +39,21 @@ def photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+@pytest.mark.parametrize("orientation", [1, 6, 3])
+def test_decode_image_applies_the_exif_orientation(tmp_path: Path, orientation: int) -> None:
+    """The file's pixels turned as its EXIF orientation says (1: as stored, 6: 90 degrees clockwise, 3: 180), as a
+    contiguous uint8 RGB array."""
+    pixels = load_rgb("astronaut.png")[:40, :60]
+    path = tmp_path / "turned.png"
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    PILImage.fromarray(pixels).save(path, exif=exif)
+    decoded = batch.decode_image(path)
+    expected = {1: pixels, 6: np.rot90(pixels, -1), 3: np.rot90(pixels, 2)}[orientation]
+    assert decoded.shape == expected.shape and (decoded == expected).all()
+    assert decoded.flags.c_contiguous and decoded.dtype == np.uint8
+
+
 def test_worker_blur_is_the_library_blur() -> None:
     rgb = load_rgb("astronaut.png")
     worker = batch.Worker(selfie_task("blur", strength=9.0))
