@@ -111,20 +111,23 @@ def set_num_threads(count: int) -> None:
     _threads = min(count, 2)
 
 
-def _split_rows(height: int, width: int, work: Callable[[int, int], None], threshold: int = _SPLIT_PIXELS) -> None:
+def _split_rows(
+    height: int, width: int, work: Callable[[int, int], None], threshold: int = _SPLIT_PIXELS, align: int = 1
+) -> None:
     """Runs ``work(top, bottom)`` over the rows, split in two halves on two threads for large images.
 
-    ``work`` must compute each output row from the inputs alone, so the result is the same for any split.
+    ``work`` must compute each output row from the inputs alone, so the result is the same for any split; the split
+    row is a multiple of ``align`` (for work on blocks of rows).
     """
     global _pool
-    if _threads < 2 or height * width < threshold or height < 2:
+    middle = height // 2 // align * align
+    if _threads < 2 or height * width < threshold or middle == 0:
         work(0, height)
         return
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segkit-effects")
         pool = _pool
-    middle = height // 2
     future = pool.submit(work, middle, height)
     work(0, middle)
     future.result()
@@ -621,9 +624,16 @@ _ESTIMATE_SIGMA = 6.0
 def _estimate_source(rgb: PILImage.Image, alpha: np.ndarray) -> PILImage.Image:
     """The subject's colors spread outward, at 1/4 size: a normalized convolution of the image weighted by alpha^2.
     Near the edge it is the color of the nearby confident subject, free of the old background."""
-    weighted = rgb.convert("RGBA")
-    weighted.putalpha(PILImage.fromarray(alpha, "L").point(_WEIGHT_LUT))
-    blurred = weighted.convert("RGBa").reduce(4).filter(ImageFilter.GaussianBlur(_ESTIMATE_SIGMA / 4))
+    height, width = alpha.shape
+    premultiplied = PILImage.new("RGBa", (-(-width // 4), -(-height // 4)))
+
+    def work(top: int, bottom: int) -> None:  # top is a multiple of 4: the same 4x4 blocks for any split
+        weighted = _rows(rgb, top, bottom).convert("RGBA")
+        weighted.putalpha(PILImage.fromarray(alpha[top:bottom], "L").point(_WEIGHT_LUT))
+        premultiplied.paste(weighted.convert("RGBa").reduce(4), (0, top // 4))
+
+    _split_rows(height, width, work, align=4)
+    blurred = premultiplied.filter(ImageFilter.GaussianBlur(_ESTIMATE_SIGMA / 4))
     # Divided at quarter size: interpolating the colors instead of the premultiplied values differs only where the
     # weights are ~0, more than a blur width outside the subject, where alpha is 0 and the estimate unused.
     return blurred.convert("RGB")
@@ -642,27 +652,33 @@ def _composite(
     height, width = alpha.shape
     rgb = _rgb_pil(pixels)
     subject = PILImage.fromarray(alpha, "L")
-    colors = None
+    half = None
     if estimate:
-        # The estimate is a smooth (sigma 6 px) color field: interpolated to half size, then repeated 2x2, which
-        # costs a third of a full-size bilinear upsample and cannot be told apart from it.
+        # The estimate is a smooth (sigma 6 px) color field: interpolated to half size (in one piece: Pillow's
+        # bilinear rounding depends on the box), then repeated 2x2 per rows, which costs a third of a full-size
+        # bilinear upsample and cannot be told apart from it.
         half_w, half_h = -(-width // 2), -(-height // 2)
         quarter = _estimate_source(rgb, alpha)
         half = quarter.resize((half_w, half_h), PILImage.Resampling.BILINEAR, box=(0, 0, half_w / 2, half_h / 2))
-        colors = half.resize((width, height), PILImage.Resampling.NEAREST, box=(0, 0, width / 2, height / 2))
-    out = background if background is not None else colors if colors is not None else rgb.copy()
+    out = background if background is not None else PILImage.new("RGB", (width, height))
 
     def work(top: int, bottom: int) -> None:
         cut = _rows(subject, top, bottom)
-        if colors is None:
+        if half is None:
             out.paste(_rows(rgb, top, bottom), (0, top), cut)
             return
+        region = (0.0, top / 2, width / 2, bottom / 2)
+        colors = half.resize((width, bottom - top), PILImage.Resampling.NEAREST, box=region)
         if background is not None:
-            out.paste(_rows(colors, top, bottom), (0, top), cut.point(_ESTIMATE_LUT))
-        out.paste(_rows(rgb, top, bottom), (0, top), cut.point(_SUBJECT_LUT if background is not None else _KEEP_LUT))
+            out.paste(colors, (0, top), cut.point(_ESTIMATE_LUT))
+            out.paste(_rows(rgb, top, bottom), (0, top), cut.point(_SUBJECT_LUT))
+        else:
+            colors.paste(_rows(rgb, top, bottom), (0, 0), cut.point(_KEEP_LUT))
+            out.paste(colors, (0, top))
 
-    if background is not None or colors is not None:
-        _split_rows(height, width, work)
+    if background is None and half is None:
+        return rgb.copy()
+    _split_rows(height, width, work)
     return out
 
 
