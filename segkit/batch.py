@@ -161,6 +161,10 @@ class Task:
     def __post_init__(self) -> None:
         if self.command not in COMMANDS:
             raise ValueError(f"command must be one of {', '.join(COMMANDS)}, got {self.command!r}")
+        for name in ("background", "color"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str (a color such as '#00b140' or an image file), got {value!r}")
         if self.command == "segment" and not self.masks:
             raise ValueError("a segment task needs at least one mask output")
         if self.command == "replace" and not self.background:
@@ -686,6 +690,10 @@ def _worker_main(task: Task, requests: Connection) -> None:
     """A worker process: builds its Worker once, then answers requests until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides what stops
     signal.signal(signal.SIGTERM, _stop)
+    if task.num_threads is not None:  # the effects' row split, too, stays within this worker's share of the cores
+        from segkit import effects
+
+        effects.set_num_threads(task.num_threads)
     worker = Worker(task)
     try:
         while True:

@@ -109,6 +109,8 @@ def test_task_checks_what_its_command_needs() -> None:
         Task(model="m.tflite", command="recolor", color="nocolor")
     with pytest.raises(ValueError, match="or an existing image file"):
         Task(model="m.tflite", command="replace", background="nowhere.png")
+    with pytest.raises(TypeError, match=r"background must be a str .* got \(0, 177, 64\)"):
+        Task(model="m.tflite", command="replace", background=(0, 177, 64))  # type: ignore[arg-type]
 
 
 def test_choose_outputs_checks_the_users_choices() -> None:
