@@ -401,10 +401,16 @@ class Worker:
     """Holds ONE image segmenter for a task (opened on the first image; videos get a VIDEO-mode one each).
 
     ``process_file`` never raises for a per-file problem (it returns a failed outcome); it raises
-    :class:`SetupError` when the segmenter or the effect's inputs cannot be built at all.
+    :class:`SetupError` when the segmenter or the effect's inputs cannot be built at all. ``dedicated``: this
+    process runs nothing but this worker (a pool worker, a Ray actor), so the effects' row split, a process-wide
+    setting, takes ``task.num_threads`` threads too and the workers together do not oversubscribe the cores.
     """
 
-    def __init__(self, task: Task, *, video_progress: VideoProgress | None = None) -> None:
+    def __init__(self, task: Task, *, video_progress: VideoProgress | None = None, dedicated: bool = False) -> None:
+        if dedicated and task.num_threads is not None:
+            from segkit import effects
+
+            effects.set_num_threads(task.num_threads)
         self.task = task
         self._video_progress = video_progress
         self._segmenter: ImageSegmenter | None = None
@@ -690,11 +696,7 @@ def _worker_main(task: Task, requests: Connection) -> None:
     """A worker process: builds its Worker once, then answers requests until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides what stops
     signal.signal(signal.SIGTERM, _stop)
-    if task.num_threads is not None:  # the effects' row split, too, stays within this worker's share of the cores
-        from segkit import effects
-
-        effects.set_num_threads(task.num_threads)
-    worker = Worker(task)
+    worker = Worker(task, dedicated=True)
     try:
         while True:
             try:

@@ -122,7 +122,7 @@ class Segment:
         )
         self.image_column = image_column
         self.columns: tuple[str, ...] = ("output",) if effect is not None else tuple(m.name for m in outputs)
-        self._worker = batch.Worker(task)
+        self._worker = batch.Worker(task, dedicated=True)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The batch (Ray's numpy format: column name -> array) with the new columns added, row for row."""
@@ -171,7 +171,7 @@ class _FileActor:
     """The Ray actor of :func:`run_files`: one :class:`segkit.batch.Worker` turning file jobs into outcome rows."""
 
     def __init__(self, task: batch.Task, overwrite: bool) -> None:
-        self._worker = batch.Worker(task)
+        self._worker = batch.Worker(task, dedicated=True)
         self._overwrite = overwrite
         self._setup_error = ""
 

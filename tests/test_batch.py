@@ -54,6 +54,18 @@ def test_decode_image_applies_the_exif_orientation(tmp_path: Path, orientation: 
     assert decoded.flags.c_contiguous and decoded.dtype == np.uint8
 
 
+def test_a_dedicated_worker_gives_the_effects_its_thread_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool worker or Ray actor (dedicated) sets the effects' threads to the task's; an in-process one leaves the
+    caller's setting alone."""
+    calls: list[int] = []
+    monkeypatch.setattr(effects, "set_num_threads", calls.append)
+    batch.Worker(selfie_task(num_threads=1))
+    batch.Worker(selfie_task(), dedicated=True)  # no share given: nothing to follow
+    assert calls == []
+    batch.Worker(selfie_task(num_threads=1), dedicated=True)
+    assert calls == [1]
+
+
 def test_worker_blur_is_the_library_blur() -> None:
     rgb = load_rgb("astronaut.png")
     worker = batch.Worker(selfie_task("blur", strength=9.0))
