@@ -261,6 +261,22 @@ def test_default_on_a_real_portrait_drops_the_old_background(
     assert after < 0.5 * before
 
 
+def test_estimate_reaches_edges_far_from_the_confident_subject() -> None:
+    """A faint strand 150 px from the body (beyond the blur's reach) still gets the body's color, not the backdrop's;
+    with no confident block anywhere the cutout keeps the image's own colors and replace is a plain composite."""
+    image = np.full((320, 480, 3), 235, np.uint8)
+    image[100:300, 20:140] = (40, 60, 80)
+    mask = np.zeros((320, 480), np.float32)
+    mask[100:300, 20:140] = 1.0
+    mask[150:250, 290:293] = 0.3  # the strand: its pixels are the light backdrop
+    colors = effects.cutout(image, mask)[150:250, 290:293, :3].astype(int)
+    assert np.abs(colors - (40, 60, 80)).max() <= 2
+    faint = np.full((320, 480), 0.5, np.float32)
+    assert (effects.cutout(image, faint)[:, :, :3] == image).all()
+    plain = effects.replace_background(image, faint, "#00b140", estimate_colors=False).astype(int)
+    assert np.abs(effects.replace_background(image, faint, "#00b140") - plain).max() <= 1
+
+
 def test_guided_refinement_never_spreads_the_mask(astronaut: np.ndarray, selfie: ImageSegmenterResult) -> None:
     """refine="guided" may only sharpen: no alpha where the model had none (no glow), full alpha kept."""
     raw = effects.cutout(astronaut, selfie)[:, :, 3]
