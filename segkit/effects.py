@@ -755,7 +755,8 @@ def _composite(
             background.paste(rgb, (0, 0), subject.point(_IMAGE_LUT))
         shares.append(subject.point(_ESTIMATE_LUT if background is not None else _ESTIMATE_SHARE_LUT))
 
-    _in_parallel(make_field, prepare, height * width)
+    # For a cutout there is nothing worth a second thread to do meanwhile.
+    _in_parallel(make_field, prepare, height * width if background is not None else 0)
     out, field = (background if background is not None else rgb), fields[0]  # rgb is this function's own copy
     if field is None and background is None:
         return rgb  # no confident subject anywhere: the image's own colors

@@ -51,8 +51,11 @@ __all__ = ["Effect", "Masks", "RayRunError", "Segment", "run_files"]
 Effect = Literal["blur", "replace", "cutout", "recolor", "overlay"]
 Masks = Literal["alpha", "category", "confidence", "both"]
 
-# Files per actor call for --engine ray: small, so the progress bar moves and the actors stay evenly loaded.
-_FILES_PER_BATCH = 4
+# Files per actor call for --engine ray: each call costs Ray a task (~10 ms of scheduling and object store), so
+# large folders go in batches of up to 64 files (4 files per call measured 30% slower than 64 on 2 cores); small
+# ones in at least 4 calls per actor, so the actors stay evenly loaded and the progress bar moves.
+_FILES_PER_BATCH = (4, 64)
+_CALLS_PER_ACTOR = 4
 # Times Ray reruns a batch whose actor died (a crash or a lost node) before its files are reported failed.
 _BATCH_RETRIES = 2
 
@@ -304,6 +307,8 @@ def _run(
     """The dataset of jobs mapped over ``actors`` actors (None: Ray grows the pool to what the cluster's CPUs allow);
     outcomes rebuilt from the rows that come back."""
     compute = ray.data.ActorPoolStrategy(min_size=1) if actors is None else ray.data.ActorPoolStrategy(size=actors)
+    fewest, most = _FILES_PER_BATCH
+    per_batch = max(fewest, min(most, len(jobs) // ((actors or _cluster_cpus()) * _CALLS_PER_ACTOR)))
     items = [
         {"index": i, "source": str(job.source), "targets": [str(t) for t in job.targets]} for i, job in enumerate(jobs)
     ]
@@ -316,7 +321,7 @@ def _run(
             fn_constructor_kwargs={"task": task, "overwrite": overwrite},
             compute=compute,
             num_cpus=1,
-            batch_size=_FILES_PER_BATCH,
+            batch_size=per_batch,
             max_task_retries=_BATCH_RETRIES,
         )
     try:
@@ -328,13 +333,18 @@ def _run(
             yield batch.FileOutcome(jobs[index], _status(row["status"]), str(row["error"]), float(row["seconds"]))
     except ray.exceptions.RayError as e:
         raise RayRunError(f"the Ray job failed: {_first_line(e)}") from None
-    lost = f"no result from Ray: its batch (up to {_FILES_PER_BATCH} files) failed {_BATCH_RETRIES + 1} times"
+    lost = f"no result from Ray: its batch (up to {per_batch} files) failed {_BATCH_RETRIES + 1} times"
     for index, job in enumerate(jobs):
         if index not in finished:
             for target in job.targets:
                 batch.remove_partials(target)
             finished.add(index)
             yield batch.FileOutcome(job, "failed", f"{lost}: its worker process died")
+
+
+def _cluster_cpus() -> int:
+    """The CPUs of the Ray cluster now (at least 1): how many actors a growing pool may reach."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]  # unannotated in Ray
 
 
 def _first_line(error: BaseException) -> str:

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,16 +55,39 @@ def test_decode_image_applies_the_exif_orientation(tmp_path: Path, orientation: 
     assert decoded.flags.c_contiguous and decoded.dtype == np.uint8
 
 
+PIL_CORE: Any = PILImage.core  # type: ignore[attr-defined]  # Pillow's C module (not re-exported in its stubs)
+
+
 def test_a_dedicated_worker_gives_the_effects_its_thread_share(monkeypatch: pytest.MonkeyPatch) -> None:
     """A pool worker or Ray actor (dedicated) sets the effects' threads to the task's; an in-process one leaves the
     caller's setting alone."""
     calls: list[int] = []
     monkeypatch.setattr(effects, "set_num_threads", calls.append)
+    monkeypatch.setattr(PIL_CORE, "set_blocks_max", lambda count: None)
     batch.Worker(selfie_task(num_threads=1))
     batch.Worker(selfie_task(), dedicated=True)  # no share given: nothing to follow
     assert calls == []
     batch.Worker(selfie_task(num_threads=1), dedicated=True)
     assert calls == [1]
+
+
+def test_a_dedicated_worker_keeps_freed_image_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's block cache (PILLOW_BLOCKS_MAX) is turned on in a dedicated worker only, and never over the user's
+    own setting."""
+    before = PIL_CORE.get_blocks_max()
+    monkeypatch.delenv("PILLOW_BLOCKS_MAX", raising=False)
+    try:
+        PIL_CORE.set_blocks_max(0)
+        batch.Worker(selfie_task())
+        assert PIL_CORE.get_blocks_max() == 0
+        batch.Worker(selfie_task(), dedicated=True)
+        assert PIL_CORE.get_blocks_max() > 0
+        PIL_CORE.set_blocks_max(3)
+        monkeypatch.setenv("PILLOW_BLOCKS_MAX", "3")
+        batch.Worker(selfie_task(), dedicated=True)
+        assert PIL_CORE.get_blocks_max() == 3
+    finally:
+        PIL_CORE.set_blocks_max(before)
 
 
 def test_worker_blur_is_the_library_blur() -> None:

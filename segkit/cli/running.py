@@ -283,7 +283,9 @@ def _engine(
         frames.update(1)
 
     if options.engine == "local":
-        return batch.run_files(task, jobs, workers=workers, overwrite=options.overwrite, video_progress=frame_done)
+        return batch.run_files(
+            task, jobs, workers=workers, overwrite=options.overwrite, video_progress=frame_done, dedicated=True
+        )
     try:
         from segkit import ray as segkit_ray
     except ImportError:
