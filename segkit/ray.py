@@ -273,9 +273,10 @@ def run_files(
     the outputs equal the local engine's. ``address`` None starts a local Ray with ``workers`` CPUs and as many
     actors (default: one per core) unless this process already runs Ray; an address (``"auto"``,
     ``"ray://head:10001"``) joins that cluster, whose nodes must all see the job's paths, with ``workers`` actors
-    (default: grown from one to one per CPU of the cluster). A batch of files whose actor died more than twice is
-    reported as failed files and the run goes on; a :class:`segkit.batch.SetupError` (the model cannot be loaded;
-    :class:`RayRunError`: no Ray at the address, the cluster lost) stops it. Stopping early (Ctrl-C, closing the
+    (default: grown from one to one per CPU of the cluster). The files of a batch whose actor died three times are
+    run again one per call, and a file that still kills its worker is reported failed; the run goes on. A
+    :class:`segkit.batch.SetupError` (the model cannot be loaded; :class:`RayRunError`: no Ray at the address, the
+    cluster lost) stops it. Stopping early (Ctrl-C, closing the
     iterator) removes the partial files of the jobs not finished. The jobs are listed up front (Ray Data needs the
     whole list): about 200 bytes of driver memory each.
     """
@@ -304,14 +305,44 @@ def run_files(
 def _run(
     task: batch.Task, jobs: list[batch.FileJob], actors: int | None, overwrite: bool, finished: set[int]
 ) -> Iterator[batch.FileOutcome]:
-    """The dataset of jobs mapped over ``actors`` actors (None: Ray grows the pool to what the cluster's CPUs allow);
-    outcomes rebuilt from the rows that come back."""
-    compute = ray.data.ActorPoolStrategy(min_size=1) if actors is None else ray.data.ActorPoolStrategy(size=actors)
+    """The jobs mapped over ``actors`` actors (None: Ray grows the pool to what the cluster's CPUs allow), outcomes
+    rebuilt from the rows that come back. The files of a batch Ray gave up on (its actor died three times) get a
+    second pass, one file per call, so only the file that kills its worker is reported failed."""
     fewest, most = _FILES_PER_BATCH
     per_batch = max(fewest, min(most, len(jobs) // ((actors or _cluster_cpus()) * _CALLS_PER_ACTOR)))
-    items = [
-        {"index": i, "source": str(job.source), "targets": [str(t) for t in job.targets]} for i, job in enumerate(jobs)
-    ]
+    yield from _pass(task, jobs, list(range(len(jobs))), actors, overwrite, finished, per_batch)
+    lost = [index for index in range(len(jobs)) if index not in finished]
+    if lost:
+        yield from _pass(task, jobs, lost, min(actors or _cluster_cpus(), len(lost)), overwrite, finished, 1)
+    for index in range(len(jobs)):
+        if index not in finished:
+            for target in jobs[index].targets:
+                batch.remove_partials(target)
+            finished.add(index)
+            yield batch.FileOutcome(jobs[index], "failed", f"{_LOST}: its worker process died")
+
+
+_LOST = f"no result from Ray: the file's call failed {_BATCH_RETRIES + 1} times"
+
+
+def _pass(
+    task: batch.Task,
+    jobs: list[batch.FileJob],
+    indices: list[int],
+    actors: int | None,
+    overwrite: bool,
+    finished: set[int],
+    per_batch: int,
+) -> Iterator[batch.FileOutcome]:
+    """One dataset of the jobs at ``indices``, ``per_batch`` files per actor call; adds the indices done to
+    ``finished``."""
+    # One call at a time per actor in the one-file pass: a crash then fails no other file's call queued there.
+    in_flight = 1 if per_batch == 1 else None
+    if actors is None:
+        compute = ray.data.ActorPoolStrategy(min_size=1, max_tasks_in_flight_per_actor=in_flight)
+    else:
+        compute = ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=in_flight)
+    items = [{"index": i, "source": str(jobs[i].source), "targets": [str(t) for t in jobs[i].targets]} for i in indices]
     with warnings.catch_warnings():
         # Ray 2.60 deprecates extra remote args (gone in 2.64, hence the extra's pin) but has no other way to bound
         # the retries: its default, retrying forever, would never end a run with a file that kills its worker.
@@ -333,13 +364,6 @@ def _run(
             yield batch.FileOutcome(jobs[index], _status(row["status"]), str(row["error"]), float(row["seconds"]))
     except ray.exceptions.RayError as e:
         raise RayRunError(f"the Ray job failed: {_first_line(e)}") from None
-    lost = f"no result from Ray: its batch (up to {per_batch} files) failed {_BATCH_RETRIES + 1} times"
-    for index, job in enumerate(jobs):
-        if index not in finished:
-            for target in job.targets:
-                batch.remove_partials(target)
-            finished.add(index)
-            yield batch.FileOutcome(job, "failed", f"{lost}: its worker process died")
 
 
 def _cluster_cpus() -> int:
