@@ -71,6 +71,14 @@ def test_a_dedicated_worker_gives_the_effects_its_thread_share(monkeypatch: pyte
     assert calls == [1]
 
 
+def test_a_video_segmenter_leaves_cores_to_the_effect_stage() -> None:
+    """A video's inference runs beside its effect: it gets half the cores unless the task says otherwise."""
+    worker = batch.Worker(selfie_task())
+    assert worker._options(video=True).num_threads == max(1, batch.default_workers() // 2)
+    assert worker._options(video=False).num_threads is None  # images: the interpreter's default, all cores
+    assert batch.Worker(selfie_task(num_threads=3))._options(video=True).num_threads == 3
+
+
 def test_a_dedicated_worker_keeps_freed_image_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pillow's block cache (PILLOW_BLOCKS_MAX) is turned on in a dedicated worker only, and never over the user's
     own setting."""

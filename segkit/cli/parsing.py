@@ -143,7 +143,7 @@ def _add_inputs(parser: argparse.ArgumentParser, command: Command) -> None:
     model = parser.add_argument_group("segmenter")
     model.add_argument(
         "--threads", type=bounded(1, 256, integer=True), metavar="N",
-        help="interpreter threads per segmenter (default: the cores, divided among the workers)",
+        help="interpreter threads per segmenter (default: the cores, divided among the workers; half for a video)",
     )  # fmt: skip
     model.add_argument("--gpu", action="store_true", help="run the model on LiteRT's GPU accelerator")
     model.add_argument("--gpu-fallback", action="store_true", help="with --gpu: fall back to the CPU if none starts")
