@@ -122,15 +122,12 @@ def _split_rows(height: int, width: int, work: Callable[[int, int], None], thres
     if _threads < 2 or height * width < threshold or middle == 0:
         work(0, height)
         return
-    future = _helper().submit(work, middle, height)
-    work(0, middle)
-    future.result()
+    _in_parallel(lambda: work(middle, height), lambda: work(0, middle))
 
 
-def _in_parallel(background_work: Callable[[], None], work: Callable[[], None], pixels: int) -> None:
-    """Runs ``background_work`` on the helper thread while ``work`` runs on this one (in order for small images
-    or with one thread)."""
-    if _threads < 2 or pixels < _OVERLAP_PIXELS:
+def _in_parallel(background_work: Callable[[], None], work: Callable[[], None]) -> None:
+    """Runs ``background_work`` on the helper thread while ``work`` runs on this one (in order with one thread)."""
+    if _threads < 2:
         background_work()
         work()
         return
@@ -710,12 +707,12 @@ def _estimate_source(rgb: PILImage.Image, alpha: np.ndarray) -> PILImage.Image |
 
 def _estimate_field(rgb: PILImage.Image, alpha: np.ndarray) -> PILImage.Image | None:
     """The estimated subject colors on a quarter-size grid, to be repeated 4x4 (see ``_composite``); or None."""
-    height, width = alpha.shape
-    grid_w, grid_h = -(-width // _FIELD_STEP), -(-height // _FIELD_STEP)
-    up = _ESTIMATE_SCALE / _FIELD_STEP
     small = _estimate_source(rgb, alpha)
     if small is None:
         return None
+    height, width = alpha.shape
+    grid_w, grid_h = -(-width // _FIELD_STEP), -(-height // _FIELD_STEP)
+    up = _ESTIMATE_SCALE / _FIELD_STEP
     return small.resize((grid_w, grid_h), PILImage.Resampling.BILINEAR, box=(0, 0, grid_w / up, grid_h / up))
 
 
@@ -755,8 +752,11 @@ def _composite(
             background.paste(rgb, (0, 0), subject.point(_IMAGE_LUT))
         shares.append(subject.point(_ESTIMATE_LUT if background is not None else _ESTIMATE_SHARE_LUT))
 
-    # For a cutout there is nothing worth a second thread to do meanwhile.
-    _in_parallel(make_field, prepare, height * width if background is not None else 0)
+    if background is None or height * width < _OVERLAP_PIXELS:  # a cutout has nothing worth a thread meanwhile
+        make_field()
+        prepare()
+    else:
+        _in_parallel(make_field, prepare)
     out, field = (background if background is not None else rgb), fields[0]  # rgb is this function's own copy
     if field is None and background is None:
         return rgb  # no confident subject anywhere: the image's own colors
