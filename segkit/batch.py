@@ -410,10 +410,10 @@ class Worker:
     def __init__(self, task: Task, *, video_progress: VideoProgress | None = None, dedicated: bool = False) -> None:
         if dedicated:
             _reuse_image_memory()
-        if dedicated and task.num_threads is not None:
-            from segkit import effects
+            if task.num_threads is not None:
+                from segkit import effects
 
-            effects.set_num_threads(task.num_threads)
+                effects.set_num_threads(task.num_threads)
         self.task = task
         self._video_progress = video_progress
         self._segmenter: ImageSegmenter | None = None

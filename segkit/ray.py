@@ -276,9 +276,8 @@ def run_files(
     (default: grown from one to one per CPU of the cluster). The files of a batch whose actor died three times are
     run again one per call, and a file that still kills its worker is reported failed; the run goes on. A
     :class:`segkit.batch.SetupError` (the model cannot be loaded; :class:`RayRunError`: no Ray at the address, the
-    cluster lost) stops it. Stopping early (Ctrl-C, closing the
-    iterator) removes the partial files of the jobs not finished. The jobs are listed up front (Ray Data needs the
-    whole list): about 200 bytes of driver memory each.
+    cluster lost) stops it. Stopping early (Ctrl-C, closing the iterator) removes the partial files of the jobs not
+    finished. The jobs are listed up front (Ray Data needs the whole list): about 200 bytes of driver memory each.
     """
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -308,21 +307,22 @@ def _run(
     """The jobs mapped over ``actors`` actors (None: Ray grows the pool to what the cluster's CPUs allow), outcomes
     rebuilt from the rows that come back. The files of a batch Ray gave up on (its actor died three times) get a
     second pass, one file per call, so only the file that kills its worker is reported failed."""
+    reach = actors or _cluster_cpus()  # the actors there are or may be
     fewest, most = _FILES_PER_BATCH
-    per_batch = max(fewest, min(most, len(jobs) // ((actors or _cluster_cpus()) * _CALLS_PER_ACTOR)))
+    per_batch = max(fewest, min(most, len(jobs) // (reach * _CALLS_PER_ACTOR)))
     yield from _pass(task, jobs, list(range(len(jobs))), actors, overwrite, finished, per_batch)
     lost = [index for index in range(len(jobs)) if index not in finished]
     if lost:
-        yield from _pass(task, jobs, lost, min(actors or _cluster_cpus(), len(lost)), overwrite, finished, 1)
+        yield from _pass(task, jobs, lost, min(reach, len(lost)), overwrite, finished, 1)
     for index in range(len(jobs)):
         if index not in finished:
             for target in jobs[index].targets:
                 batch.remove_partials(target)
             finished.add(index)
-            yield batch.FileOutcome(jobs[index], "failed", f"{_LOST}: its worker process died")
+            yield batch.FileOutcome(jobs[index], "failed", _LOST)
 
 
-_LOST = f"no result from Ray: the file's call failed {_BATCH_RETRIES + 1} times"
+_LOST = f"no result from Ray: the file's call failed {_BATCH_RETRIES + 1} times: its worker process died"
 
 
 def _pass(
