@@ -113,12 +113,15 @@ def set_num_threads(count: int) -> None:
     _threads = min(count, 2)
 
 
-def _split_rows(height: int, width: int, work: Callable[[int, int], None], threshold: int = _SPLIT_PIXELS) -> None:
-    """Runs ``work(top, bottom)`` over the rows, split in two halves on two threads for large images.
+def _split_rows(
+    height: int, width: int, work: Callable[[int, int], None], threshold: int = _SPLIT_PIXELS, step: int = 1
+) -> None:
+    """Runs ``work(top, bottom)`` over the rows, split in two halves on two threads for large images (the split on
+    a multiple of ``step``).
 
     ``work`` must compute each output row from the inputs alone, so the result is the same for any split.
     """
-    middle = height // 2
+    middle = height // 2 // step * step
     if _threads < 2 or height * width < threshold or middle == 0:
         work(0, height)
         return
@@ -148,6 +151,19 @@ def _helper() -> ThreadPoolExecutor:
 def _rows(image: PILImage.Image, top: int, bottom: int) -> PILImage.Image:
     """Rows ``top:bottom`` of an image to read from: the image itself when that is all of it (a crop copies)."""
     return image if top == 0 and bottom == image.height else image.crop((0, top, image.width, bottom))
+
+
+def _canvas(array: np.ndarray) -> PILImage.Image:
+    """An "RGBX" Pillow image whose pixels are ``array``'s memory (a writable C-contiguous (H, W, 4) uint8 array).
+
+    What Pillow pastes or decodes into it lands in the array, with no copy out (``np.asarray`` of a Pillow image
+    copies twice). ``frombuffer`` shares the memory but marks the image read-only, so that a paste would first copy
+    it; the array is the effect's own, so the mark is lifted.
+    """
+    height, width = array.shape[:2]
+    image = PILImage.frombuffer("RGBX", (width, height), array, "raw", "RGBX", 0, 1)
+    image.readonly = 0
+    return image
 
 
 # --- validation and conversion --------------------------------------------------------------------------------------
@@ -630,7 +646,7 @@ _ESTIMATE_SHARE_LUT = _lut(1 - _KEEP)
 """1 - k: the estimate's share in a cutout's colors, pasted over the image."""
 _ESTIMATE_FROM = 0.85
 """Blocks whose mean alpha is below this give no color to the estimate: they may hold some of the old background."""
-_BLOCK_WEIGHT_LUT = _lut(np.clip((_LEVELS - _ESTIMATE_FROM) / (1 - _ESTIMATE_FROM), 0.0, 1.0) ** 2)
+_BLOCK_WEIGHTS = (np.clip((_LEVELS - _ESTIMATE_FROM) / (1 - _ESTIMATE_FROM), 0.0, 1.0) ** 2).astype(np.float32)
 _ESTIMATE_SCALE = 8  # the estimate is computed on 8x8 blocks; the colors it gives are used on a quarter-size grid
 _ESTIMATE_TAPS = np.exp(-0.5 * (np.arange(-3, 4) / 0.75) ** 2).astype(np.float32)  # sigma 0.75 blocks = 6 px
 _TRUSTED_WEIGHT = np.float32(0.05)  # a cell with this much confident weight is trusted over the coarser cells
@@ -683,94 +699,71 @@ def _pull_push(weighted: np.ndarray) -> np.ndarray | None:
     return colors
 
 
-def _estimate_source(rgb: PILImage.Image, alpha: np.ndarray) -> PILImage.Image | None:
-    """The subject's colors spread outward, at 1/8 size: a normalized Gaussian convolution (sigma 6 px) of 8x8 block
-    colors, weighted by how surely each block is all subject (mean alpha 0.85 -> 0, 1 -> 1, squared).
+def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
+    """The subject's colors spread outward, at 1/8 size, as (h, w, 4) uint8: a normalized Gaussian convolution
+    (sigma 6 px) of 8x8 block colors, weighted by how surely each block is all subject (mean alpha 0.85 -> 0,
+    1 -> 1, squared).
 
     Near the edge it is the color of the nearby confident subject, free of the old background: blocks on the edge,
     whose colors mix both, weigh nothing. Beyond the blur's reach (3 blocks), a pull-push pyramid fills in the
     nearest confident subject's color. None when no block is confidently subject: nothing to estimate from.
     """
-    blocks = np.asarray(rgb.reduce(_ESTIMATE_SCALE))  # one pass: faster than two threads' crops
-    weight = np.asarray(PILImage.fromarray(alpha, "L").reduce(_ESTIMATE_SCALE).point(_BLOCK_WEIGHT_LUT), np.float32)
-    weight *= np.float32(1 / 255)
+    weight = _BLOCK_WEIGHTS[blocks[:, :, 3]]
     weighted = np.empty((4, *weight.shape), np.float32)  # channels first
-    np.multiply(np.moveaxis(blocks, 2, 0), weight, out=weighted[:3])
+    np.multiply(np.moveaxis(blocks[:, :, :3], 2, 0), weight, out=weighted[:3])
     weighted[3] = weight
     colors = _pull_push(_blur_last_axis(_blur_last_axis(weighted).swapaxes(1, 2)).swapaxes(1, 2))
     if colors is None:
         return None
     colors += np.float32(0.5)
     np.clip(colors, 0.0, 255.0, out=colors)
-    return PILImage.fromarray(np.ascontiguousarray(np.moveaxis(colors.astype(np.uint8), 0, 2)), "RGB")
+    small = np.full((*weight.shape, 4), 255, np.uint8)
+    small[:, :, :3] = np.moveaxis(colors, 0, 2)
+    return small
 
 
-def _estimate_field(rgb: PILImage.Image, alpha: np.ndarray) -> PILImage.Image | None:
-    """The estimated subject colors on a quarter-size grid, to be repeated 4x4 (see ``_composite``); or None."""
-    small = _estimate_source(rgb, alpha)
+def _estimate_field(blocks: np.ndarray, height: int, width: int) -> PILImage.Image | None:
+    """The estimated subject colors (RGBX) on a quarter-size grid, to be repeated 4x4 by ``_field_rows``; or None.
+
+    ``blocks`` are the image's 8x8 block means with the alpha's as the fourth channel (``_subject_pixels``).
+    """
+    small = _estimate_source(blocks)
     if small is None:
         return None
-    height, width = alpha.shape
     grid_w, grid_h = -(-width // _FIELD_STEP), -(-height // _FIELD_STEP)
     up = _ESTIMATE_SCALE / _FIELD_STEP
-    return small.resize((grid_w, grid_h), PILImage.Resampling.BILINEAR, box=(0, 0, grid_w / up, grid_h / up))
+    box = (0, 0, grid_w / up, grid_h / up)
+    return _canvas(small).resize((grid_w, grid_h), PILImage.Resampling.BILINEAR, box=box)
 
 
-def _composite(
-    pixels: np.ndarray, alpha: np.ndarray, background: PILImage.Image | None, estimate: bool
-) -> PILImage.Image:
-    """The subject over ``background`` (RGB, image size, painted in place; None: the subject's colors, for a
-    cutout).
+def _field_rows(field: PILImage.Image, width: int, top: int, bottom: int) -> PILImage.Image:
+    """Rows ``top:bottom`` of the full-size estimate: the quarter-size field repeated 4x4 (a smooth field; a tenth
+    of the cost of a full-size bilinear upsample)."""
+    region = (0.0, top / _FIELD_STEP, width / _FIELD_STEP, bottom / _FIELD_STEP)
+    return field.resize((width, bottom - top), PILImage.Resampling.NEAREST, box=region)
 
-    With ``estimate`` the edge band takes the estimated subject color instead of the image's, whose pixels there
-    mix in the old background (the light fringe): out = a * (k * image + (1 - k) * estimate) + (1 - a) * background,
-    as two Pillow pastes, the image's while the estimate is computed on the helper thread. The estimate is a smooth
-    (sigma 6 px) color field: interpolated to quarter size (in one piece: Pillow's bilinear rounding depends on the
-    box), then repeated 4x4 per rows, a tenth of the cost of a full-size bilinear upsample. Full-size passes are split
-    over rows; the bits are the same for any thread count.
+
+def _subject_pixels(pixels: np.ndarray, alpha: np.ndarray, blocks: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The image's colors with the subject's alpha as the fourth channel, (H, W, 4) uint8, written by Pillow; with
+    ``blocks``, also their 8x8 block means, (ceil(H / 8), ceil(W / 8), 4), made in the same pass over the rows.
     """
+    source = np.ascontiguousarray(pixels)
+    raw = "RGB" if source.shape[2] == 3 else "RGBX"
     height, width = alpha.shape
-    rgb = _rgb_pil(pixels)
-    subject = PILImage.fromarray(alpha, "L")
-    if not estimate:
-        if background is None:
-            return rgb
+    out = np.empty((height, width, 4), np.uint8)
+    means: dict[int, np.ndarray] = {}
 
-        def paste(top: int, bottom: int) -> None:
-            background.paste(_rows(rgb, top, bottom), (0, top), _rows(subject, top, bottom))
+    def work(top: int, bottom: int) -> None:
+        rows = _canvas(out[top:bottom])
+        rows.frombytes(source[top:bottom], "raw", raw)
+        rows.frombytes(alpha[top:bottom], "raw", "X")
+        if blocks:
+            means[top] = np.asarray(rows.reduce(_ESTIMATE_SCALE))
 
-        _split_rows(height, width, paste)
-        return background
-    fields: list[PILImage.Image | None] = []
-    shares: list[PILImage.Image] = []
-
-    def make_field() -> None:
-        fields.append(_estimate_field(rgb, alpha))
-
-    def prepare() -> None:  # what does not wait for the estimate
-        if background is not None:
-            background.paste(rgb, (0, 0), subject.point(_IMAGE_LUT))
-        shares.append(subject.point(_ESTIMATE_LUT if background is not None else _ESTIMATE_SHARE_LUT))
-
-    if background is None or height * width < _OVERLAP_PIXELS:  # a cutout has nothing worth a thread meanwhile
-        make_field()
-        prepare()
-    else:
-        _in_parallel(make_field, prepare)
-    out, field = (background if background is not None else rgb), fields[0]  # rgb is this function's own copy
-    if field is None and background is None:
-        return rgb  # no confident subject anywhere: the image's own colors
-
-    def paste_estimate(top: int, bottom: int) -> None:
-        if field is None:  # as above: the image's own colors, which makes the two pastes a plain composite
-            colors = _rows(rgb, top, bottom)
-        else:
-            region = (0.0, top / _FIELD_STEP, width / _FIELD_STEP, bottom / _FIELD_STEP)
-            colors = field.resize((width, bottom - top), PILImage.Resampling.NEAREST, box=region)
-        out.paste(colors, (0, top), _rows(shares[0], top, bottom))
-
-    _split_rows(height, width, paste_estimate)
-    return out
+    _split_rows(height, width, work, step=_ESTIMATE_SCALE)
+    if not blocks:
+        return out, None
+    return out, np.concatenate([means[top] for top in sorted(means)])
 
 
 def replace_background(
@@ -791,11 +784,57 @@ def replace_background(
     pixels = _pixels(image)
     height, width = pixels.shape[:2]
     if isinstance(background, (np.ndarray, Image, PILImage.Image)):
-        bg = PILImage.fromarray(fit_background(background, width, height), "RGB")
+        fitted = fit_background(background, width, height)
+
+        def fill(rows: PILImage.Image, top: int, bottom: int) -> None:
+            rows.frombytes(fitted[top:bottom], "raw", "RGB")
+
     else:
-        bg = PILImage.new("RGB", (width, height), parse_color(background, "background"))
+        color = (*parse_color(background, "background"), 255)
+
+        def fill(rows: PILImage.Image, top: int, bottom: int) -> None:
+            rows.paste(color, (0, 0, width, bottom - top))
+
     alpha = _alpha_for(pixels, mask, refine)
-    return _with_alpha(np.asarray(_composite(pixels, alpha, bg, estimate_colors)), pixels)
+    subject, blocks = _subject_pixels(pixels, alpha, estimate_colors)
+    backdrop = np.empty((height, width, 4), np.uint8)
+    out = np.empty((height, width, 3), np.uint8)
+    fields: list[PILImage.Image | None] = []
+
+    def make_field() -> None:  # may run on the helper thread: it must not split work itself
+        fields.append(None if blocks is None else _estimate_field(blocks, height, width))
+
+    def paste_image(top: int, bottom: int) -> None:
+        # With an estimate: out = a * (k * image + (1 - k) * estimate) + (1 - a) * background as two pastes, the
+        # image's first (weight a k / (1 - a (1 - k))), so that it does not wait for the estimate.
+        rows = _canvas(backdrop[top:bottom])
+        fill(rows, top, bottom)
+        weight = PILImage.fromarray(alpha[top:bottom], "L")
+        rows.paste(_canvas(subject[top:bottom]), (0, 0), weight.point(_IMAGE_LUT) if estimate_colors else weight)
+
+    def finish(top: int, bottom: int) -> None:
+        rows = _canvas(backdrop[top:bottom])
+        field = fields[0]
+        weight = PILImage.fromarray(alpha[top:bottom], "L")
+        if field is not None:
+            rows.paste(_field_rows(field, width, top, bottom), (0, 0), weight.point(_ESTIMATE_LUT))
+        elif estimate_colors:  # no confident subject anywhere: the image's own colors, a plain composite
+            rows.paste(_canvas(subject[top:bottom]), (0, 0), weight.point(_ESTIMATE_LUT))
+        out[top:bottom] = np.frombuffer(rows.tobytes("raw", "RGB"), np.uint8).reshape(bottom - top, width, 3)
+
+    if estimate_colors and height * width >= _OVERLAP_PIXELS:
+        split = height * 3 // 4  # the estimate takes about as long as the image's paste of a quarter of the rows
+
+        def field_then_rest() -> None:
+            make_field()
+            paste_image(split, height)
+
+        _in_parallel(field_then_rest, lambda: paste_image(0, split))
+    else:
+        make_field()
+        _split_rows(height, width, paste_image)
+    _split_rows(height, width, finish)
+    return _with_alpha(out, pixels)
 
 
 def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate_colors: bool = True) -> np.ndarray:
@@ -811,9 +850,20 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         product = alpha.astype(np.uint16) * pixels[:, :, 3]
         product += 127
         alpha = (product // 255).astype(np.uint8)
-    rgba = _composite(pixels, alpha, None, estimate_colors)
-    rgba.putalpha(PILImage.fromarray(alpha, "L"))
-    return np.asarray(rgba)
+    out, blocks = _subject_pixels(pixels, alpha, estimate_colors)  # the output itself: the estimate is pasted in
+    field = None if blocks is None else _estimate_field(blocks, *alpha.shape)
+    if field is None:  # not asked, or no confident subject anywhere: the image's own colors
+        return out
+    height, width = alpha.shape
+
+    def paste_estimate(top: int, bottom: int) -> None:  # the paste mixes the alpha channel too: written again
+        rows = _canvas(out[top:bottom])
+        share = PILImage.fromarray(alpha[top:bottom], "L").point(_ESTIMATE_SHARE_LUT)
+        rows.paste(_field_rows(field, width, top, bottom), (0, 0), share)
+        rows.frombytes(alpha[top:bottom], "raw", "X")
+
+    _split_rows(height, width, paste_estimate)
+    return out
 
 
 # --- recoloring (OKLab) ---------------------------------------------------------------------------------------------

@@ -495,6 +495,23 @@ def test_inputs_are_not_modified(astronaut: np.ndarray, mask: np.ndarray) -> Non
     assert (image == astronaut).all() and (m == mask).all()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["blur", "replace", "replace_image", "cutout", "recolor", "overlay"])
+def test_outputs_are_writable_and_views_give_the_same_bits(name: str) -> None:
+    # The compositing effects write into their output through Pillow images that share its memory; a strided view
+    # of the input, or an RGBA one, must give what its contiguous copy gives, and the caller owns what comes back.
+    rgba = np.array(PILImage.fromarray(load_rgb("astronaut.png")).resize((700, 500)).convert("RGBA"))
+    rgba[:, :, 3] = 200
+    result, _ = segment("selfie_segmenter.tflite", rgba[:, :, :3].copy())
+    effect = EFFECTS[name]
+    for image in (rgba, rgba[:, :, :3]):  # the second is a strided view
+        out = effect(image, result)
+        assert out.flags.writeable and out.flags.c_contiguous and not np.shares_memory(out, rgba)
+        assert out.tobytes() == effect(np.ascontiguousarray(image), result).tobytes()
+        assert out.shape[:2] == image.shape[:2]
+    assert (effects.cutout(rgba, result)[:, :, 3] <= 200).all()
+
+
 # --- stability: same input, same bytes, with or without the second thread ---------------------------------------------
 
 EFFECTS = {
