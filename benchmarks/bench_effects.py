@@ -11,7 +11,8 @@ after warm-up; the figures are medians and the ratio is the median of the pair-b
    blend; replace = float32 alpha blend with a color; cutout = ``np.dstack`` of the 8-bit alpha; recolor =
    ``cv2`` LAB a/b shift toward the color, blended by mask x strength; overlay = palette lookup +
    ``cv2.addWeighted`` + background kept. Targets: <= 0.5x at 1280x720, <= 0.7x at 640x480. Masks: selfie for
-   blur/replace/cutout, hair for recolor, DeepLab for overlay.
+   blur/replace/cutout, hair for recolor, DeepLab for overlay. ``--no-estimate`` times replace and cutout with
+   ``estimate_colors=False`` instead (what the estimate costs; the targets are for the defaults).
 3. **video** (``--video``): ``segkit blur|replace|recolor|overlay clip.mp4``'s own path (``segkit.batch.Worker`` on
    the file: a VIDEO-mode segmenter, the command's defaults, ``segkit.video.transcode``) on a generated 1280x720
    pan/zoom clip (default 90 frames): throughput in fps (from the 10th frame on; start-up reported apart). Target:
@@ -20,7 +21,7 @@ after warm-up; the figures are medians and the ratio is the median of the pair-b
 Timing never fails the run (exit 0 unless something raises). ``--quick`` is a smoke test: 3 pairs, 20 frames.
 
     .venv/bin/python benchmarks/bench_effects.py [--sizes 1280x720 640x480] [--rounds 30] [--video] [--frames 90]
-        [--effects blur replace cutout recolor overlay] [--json FILE] [--quick]
+        [--effects blur replace cutout recolor overlay] [--no-pipeline] [--no-estimate] [--json FILE] [--quick]
 """
 
 from __future__ import annotations
@@ -152,12 +153,14 @@ def reference_effects(image: np.ndarray, masks: dict[str, ImageSegmenterResult])
     return {"blur": blur, "replace": replace, "cutout": cutout, "recolor": recolor, "overlay": overlay}
 
 
-def segkit_effects(image: np.ndarray, masks: dict[str, ImageSegmenterResult]) -> dict[str, Timed]:
-    """segkit's effects with their defaults, each given the segmentation result itself."""
+def segkit_effects(
+    image: np.ndarray, masks: dict[str, ImageSegmenterResult], estimate_colors: bool = True
+) -> dict[str, Timed]:
+    """segkit's effects with their defaults (or without the edge-colour estimate), each given the result itself."""
     return {
         "blur": lambda: effects.blur_background(image, masks["selfie"]),
-        "replace": lambda: effects.replace_background(image, masks["selfie"], GREEN),
-        "cutout": lambda: effects.cutout(image, masks["selfie"]),
+        "replace": lambda: effects.replace_background(image, masks["selfie"], GREEN, estimate_colors=estimate_colors),
+        "cutout": lambda: effects.cutout(image, masks["selfie"], estimate_colors=estimate_colors),
         "recolor": lambda: effects.recolor(image, masks["hair"], COLOR),
         "overlay": lambda: effects.overlay(image, masks["deeplab"]),
     }
@@ -196,7 +199,9 @@ def run_pipeline(size: str, rounds: int, warmup: int) -> dict[str, Any]:
     return {"part": "pipeline", "size": size, "name": "segment+blur", **row}
 
 
-def run_effects(size: str, names: list[str], rounds: int, warmup: int) -> list[dict[str, Any]]:
+def run_effects(
+    size: str, names: list[str], rounds: int, warmup: int, estimate_colors: bool = True
+) -> list[dict[str, Any]]:
     """Each effect alone (precomputed results) against its reference."""
     width, height = map(int, size.split("x"))
     image = photo(width, height)
@@ -204,9 +209,15 @@ def run_effects(size: str, names: list[str], rounds: int, warmup: int) -> list[d
     for model in MODELS:
         with segkit_segmenter(model, category=model == "deeplab") as segmenter:
             masks[model] = segmenter.segment(image)
-    ours, theirs = segkit_effects(image, masks), reference_effects(image, masks)
+    ours, theirs = segkit_effects(image, masks, estimate_colors), reference_effects(image, masks)
+    plain = () if estimate_colors else ("replace", "cutout")  # marked: the targets are for the defaults
     return [
-        {"part": "effect", "size": size, "name": name, **interleaved(ours[name], theirs[name], rounds, warmup)}
+        {
+            "part": "effect",
+            "size": size,
+            "name": f"{name} plain" if name in plain else name,
+            **interleaved(ours[name], theirs[name], rounds, warmup),
+        }
         for name in names
     ]
 
@@ -300,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pipeline", action="store_true", help="skip the MediaPipe sample-pipeline comparison")
     p.add_argument("--json", metavar="FILE", help="write every raw figure to FILE")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 pairs, 1 warm-up, 20 frames")
+    p.add_argument(
+        "--no-estimate", action="store_true", help="replace and cutout without the edge-colour estimate, for comparison"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.warmup, args.frames = 3, 1, 20
@@ -307,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         if not args.no_pipeline:
             rows.append(run_pipeline(size, args.rounds, args.warmup))
-        rows.extend(run_effects(size, args.effects, args.rounds, args.warmup))
+        rows.extend(run_effects(size, args.effects, args.rounds, args.warmup, not args.no_estimate))
     if args.video:
         rows.extend(run_video(args.effects, args.frames))
     for row in rows:
