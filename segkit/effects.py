@@ -1203,16 +1203,16 @@ def _guided_u8(pixels: np.ndarray, alpha: np.ndarray, radius: int, eps: float) -
     """
     height, width = pixels.shape[:2]
     factor = 4 if radius >= 4 and min(height, width) >= 16 else 1
-    small_w, small_h = max(1, width // factor), max(1, height // factor)
     gray = _rgb_pil(pixels).convert("L")
-    box = (0, 0, small_w * factor, small_h * factor)
-    guide = np.asarray(gray.resize((small_w, small_h), PILImage.Resampling.BOX, box=box, reducing_gap=None), np.float32)
-    guide = guide * np.float32(1 / 255)
+    # The grid's cells are factor x factor pixels (partial at the far edges), so the upsample below maps rows at
+    # exactly 1 / factor and gives the same bits however the rows are split between threads.
+    guide = np.asarray(gray.reduce(factor), np.float32) * np.float32(1 / 255)
+    small_h, small_w = guide.shape
     mask_pil = PILImage.fromarray(np.ascontiguousarray(alpha, np.float32), "F")
     if alpha.shape != (height, width):
         mask_small = mask_pil.resize((small_w, small_h), PILImage.Resampling.BILINEAR)
     else:
-        mask_small = mask_pil.resize((small_w, small_h), PILImage.Resampling.BOX, box=box, reducing_gap=None)
+        mask_small = mask_pil.reduce(factor)
     p = np.asarray(mask_small, np.float32)
     r = max(1, radius // factor)
     means = _box_mean(np.stack([guide, p, guide * p, guide * guide], axis=2), r)
@@ -1226,11 +1226,10 @@ def _guided_u8(pixels: np.ndarray, alpha: np.ndarray, radius: int, eps: float) -
     luma = np.asarray(gray)
     original = _alpha_u8(alpha, (height, width))
     out = np.empty((height, width), np.uint8)
-    scale = (small_w / width, small_h / height)
 
     def work(top: int, bottom: int) -> None:
         size = (width, bottom - top)
-        region = (0.0, top * scale[1], small_w, bottom * scale[1])
+        region = (0.0, top / factor, width / factor, bottom / factor)
         a_up = np.asarray(a_small.resize(size, PILImage.Resampling.BILINEAR, box=region))
         b_up = np.asarray(b_small.resize(size, PILImage.Resampling.BILINEAR, box=region))
         q = a_up * luma[top:bottom]
