@@ -1157,7 +1157,8 @@ def overlay(
     if labels is not None:
         present = np.flatnonzero(np.bincount(categories.reshape(-1), minlength=256))
         shown = [int(c) for c in present if c < len(colors) and colors[c] is not None]
-        box = legend(labels, colors, shown, text_size=max(10, round(height / 40)))[: height - 4, : width - 4]
+        box = legend(labels, colors, shown, text_size=max(10, round(height / 40)))
+        box = box[: max(0, height - 4), : max(0, width - 4)]  # the 4 px margin can be all of a tiny image
         if box.size:
             bh, bw = box.shape[:2]
             out[4 : 4 + bh, 4 : 4 + bw] = box

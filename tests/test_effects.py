@@ -359,6 +359,13 @@ def test_legend_scales_with_the_image(astronaut: np.ndarray) -> None:
     assert drawn[:, 0].max() - drawn[:, 0].min() >= 720 / 40
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (5, 30), (30, 5)])
+def test_the_legend_is_cropped_to_tiny_images(shape: tuple[int, int]) -> None:
+    categories = np.ones(shape, np.uint8)
+    out = effects.overlay(np.zeros((*shape, 3), np.uint8), categories, labels=["background", "person"])
+    assert out.shape == (*shape, 3)
+
+
 def test_overlay_errors(astronaut: np.ndarray) -> None:
     with pytest.raises(ValueError, match="size"):
         effects.overlay(astronaut, np.zeros((5, 5), np.uint8))
