@@ -725,7 +725,9 @@ def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
 def _estimate_field(blocks: np.ndarray, height: int, width: int) -> PILImage.Image | None:
     """The estimated subject colors (RGBX) on a quarter-size grid, to be repeated 4x4 by ``_field_rows``; or None.
 
-    ``blocks`` are the image's 8x8 block means with the alpha's as the fourth channel (``_subject_pixels``).
+    ``blocks`` are the image's 8x8 block means with the alpha's as the fourth channel (``_subject_pixels``). The
+    grid is interpolated in one piece: Pillow's bilinear rounding depends on the box, so rows made apart would
+    change bits with the thread count.
     """
     small = _estimate_source(blocks)
     if small is None:
