@@ -549,6 +549,37 @@ def test_effects_are_bit_stable_across_runs_and_threads(name: str, size: tuple[i
     assert single.tobytes() == first.tobytes()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(601, 999, 3), (577, 1001, 4), (723, 1283, 4), (2, 2000, 3)])
+def test_noise_images_give_the_same_bits_on_one_and_two_threads(shape: tuple[int, int, int]) -> None:
+    # A seeded slice of the fuzz run that found the guided filter's split dependence: noise images (every rounding
+    # case is hit somewhere), full-size and smaller masks, every effect and refinement.
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, shape, np.uint8)
+    height, width = shape[:2]
+    full = rng.random((height, width), dtype=np.float32)
+    small = rng.random((max(1, height // 3), max(1, width // 3)), dtype=np.float32)
+    runs: dict[str, list[bytes]] = {}
+    for threads in (2, 1):
+        effects.set_num_threads(threads)
+        try:
+            for kind, m in (("full", full), ("small", small)):
+                for refine in ("none", "feather", "guided"):
+                    outs = {
+                        "blur": effects.blur_background(image, m, refine=refine),
+                        "cutout": effects.cutout(image, m, refine=refine),
+                        "replace": effects.replace_background(image, m, image[::-1, ::-1], refine=refine),
+                        "recolor": effects.recolor(image, m, "#c03080"),
+                    }
+                    for name, out in outs.items():
+                        assert out.shape[:2] == (height, width)
+                        runs.setdefault(f"{kind}/{refine}/{name}", []).append(out.tobytes())
+            runs.setdefault("overlay", []).append(effects.overlay(image, full, labels=["a", "b"]).tobytes())
+        finally:
+            effects.set_num_threads(2)
+    assert [key for key, (two, one) in runs.items() if two != one] == []
+
+
 @pytest.mark.parametrize("size", [(999, 601), (1001, 577)])
 def test_guided_refinement_of_a_smaller_mask_is_bit_stable_across_threads(size: tuple[int, int]) -> None:
     # The guided filter's coefficients are upsampled per half of the rows; at sizes that are not a multiple of its
