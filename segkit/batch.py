@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import numpy as np
 
+from segkit._common import available_cores
+
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
@@ -638,11 +640,8 @@ def describe_error(error: BaseException) -> str:
 
 
 def default_workers() -> int:
-    """The number of cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    """The number of cores this process may use (CPU affinity counted): one worker each by default."""
+    return available_cores()
 
 
 def _video_threads() -> int:
