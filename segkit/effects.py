@@ -276,6 +276,11 @@ def _checked_float(plane: np.ndarray, name: str) -> np.ndarray:
     return alpha
 
 
+def _is_index(text: str) -> bool:
+    """Whether ``text`` is a non-negative decimal integer in ASCII digits (``str.isdigit`` also accepts '²')."""
+    return text.isascii() and text.isdigit()
+
+
 def _category_indices(categories: CategorySpec | None, labels: Sequence[str] | None, count: int | None) -> list[int]:
     """Subject category indices from indices and/or label names (case-insensitive); ValueError naming a bad one."""
     if categories is None:
@@ -284,7 +289,7 @@ def _category_indices(categories: CategorySpec | None, labels: Sequence[str] | N
     lowered = [label.lower() for label in labels] if labels is not None else None
     indices = []
     for item in items:
-        if isinstance(item, str) and not item.strip().isdigit():
+        if isinstance(item, str) and not _is_index(item.strip()):
             if lowered is None:
                 raise ValueError(f"category {item!r} is a name: pass labels= or segmenter= so it can be found")
             if item.lower() not in lowered:
@@ -416,6 +421,7 @@ def _resolve(
     if segmenter is not None:
         labels = list(segmenter.labels) if labels is None else labels
         activation = segmenter.model_info.activation if activation is None else activation
+    labels = labels or None  # a model without metadata has no labels: its categories are its channel indices
     act = _activation_name(activation)
     if isinstance(source, ImageSegmenterResult):
         count = len(source.confidence_masks) if source.confidence_masks else None
@@ -622,8 +628,11 @@ def fit_background(background: ImageInput, width: int, height: int) -> np.ndarra
     scale = max(width / bw, height / bh)
     sw, sh = max(width, round(bw * scale)), max(height, round(bh * scale))
     left, top = (sw - width) // 2, (sh - height) // 2
-    pil = _rgb_pil(bg).resize((sw, sh), PILImage.Resampling.LANCZOS)
-    return np.asarray(pil.crop((left, top, left + width, top + height)))
+    # Only the part that is kept is resampled (the crop as a box in the background's own pixels): a 1x3000 strip
+    # behind a 600x400 image would otherwise be scaled to 600x1,800,000 first.
+    x_scale, y_scale = sw / bw, sh / bh
+    box = (left / x_scale, top / y_scale, (left + width) / x_scale, (top + height) / y_scale)
+    return np.asarray(_rgb_pil(bg).resize((width, height), PILImage.Resampling.LANCZOS, box=box))
 
 
 _KEEP_FROM = 0.6  # at alpha <= this the edge color is all estimate; at _KEEP_TO and above, all image

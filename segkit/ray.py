@@ -251,7 +251,7 @@ def _check_reachable(address: str) -> None:
     """RayRunError at once when nothing listens at a ``host:port`` or ``ray://host:port`` address (Ray itself would
     retry for minutes); ``"auto"`` and other forms are left to Ray."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()):
         return
     try:
         socket.create_connection((host, int(port)), timeout=10).close()

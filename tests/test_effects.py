@@ -174,6 +174,24 @@ def test_replace_with_image_of_other_size(astronaut: np.ndarray, mask: np.ndarra
     assert effects.fit_background(background, 512, 512).shape == (512, 512, 3)
 
 
+def test_fit_background_resamples_only_the_part_it_keeps() -> None:
+    """A 1x3000 strip behind a 600x400 image: its middle, stretched (scaling the whole strip to cover first would
+    make 600x1,800,000 pixels); an ordinary case matches a full resize and crop within rounding."""
+    strip = np.zeros((3000, 1, 3), np.uint8)
+    strip[:1490] = (255, 0, 0)
+    strip[1510:] = (0, 0, 255)
+    strip[1490:1510] = (10, 200, 30)  # wider than the filter's reach around the kept 0.67 px
+    start = time.perf_counter()
+    fitted = effects.fit_background(strip, 600, 400)
+    assert time.perf_counter() - start < 5.0  # seconds and gigabytes before the fix; milliseconds now
+    assert fitted.shape == (400, 600, 3)
+    assert (np.abs(fitted.astype(int) - (10, 200, 30)) <= 1).all()
+    photo = load_rgb("astronaut.png")
+    whole = PILImage.fromarray(photo).resize((640, 640), PILImage.Resampling.LANCZOS)  # 512x512 covering 640x480
+    expected = np.asarray(whole.crop((0, 80, 640, 560)), np.int16)
+    assert np.abs(effects.fit_background(photo, 640, 480) - expected).mean() < 0.5
+
+
 def test_cutout_alpha_is_rounded_mask(astronaut: np.ndarray, mask: np.ndarray) -> None:
     out = effects.cutout(astronaut, mask, estimate_colors=False)
     assert out.shape == (*astronaut.shape[:2], 4)
@@ -431,6 +449,34 @@ def test_hair_result_gives_the_hair(astronaut: np.ndarray) -> None:
     assert (effects.subject_mask(result, categories="hair", labels=labels) == hair).all()
     from_categories = effects.subject_mask(result.category_mask)
     assert ((from_categories > 0.5) == (hair > 0.5)).mean() > 0.999
+
+
+def test_a_model_without_labels_takes_channel_indices() -> None:
+    """A model without metadata has no labels (``segmenter.labels == []``): its subject is everything but channel 0
+    and categories are channel indices, as for labels=None (it raised "labels has 0 names" with every effect)."""
+    from tests.modelbuilder import probe_model
+
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 12, 3), dtype=np.uint8)
+    model = probe_model((16, 12, 3), (16, 12, 3), dtype="uint8", with_metadata=False)
+    with ImageSegmenter.create_from_options(ImageSegmenterOptions(BaseOptions(model_asset_buffer=model))) as seg:
+        assert seg.labels == []
+        result = seg.segment(pixels)
+        default = effects.subject_mask(result, segmenter=seg)
+        second = effects.subject_mask(result, categories=[2], segmenter=seg)
+    assert (default == effects.subject_mask(result)).all()
+    assert (second == effects.subject_mask(result, categories=[2])).all()
+    assert (effects.subject_mask(result, labels=[]) == default).all()
+
+
+@pytest.mark.parametrize("spec", ["\u00b2", "\u2460", ["1", "\u00b2"]])
+def test_categories_that_only_look_like_digits_are_names(spec: str | list[str]) -> None:
+    """'²' and '①' pass ``str.isdigit`` but are not integers: they are looked up as names (and not found)."""
+    mask = np.zeros((3, 20, 20), np.float32)
+    result = ImageSegmenterResult(confidence_masks=[Image(ImageFormat.VEC32F1, m[:, :, None]) for m in mask])
+    with pytest.raises(ValueError, match=r"is a name|is not a label"):
+        effects.subject_mask(result, categories=spec)
+    with pytest.raises(ValueError, match="is not a label of this model"):
+        effects.subject_mask(result, categories=spec, labels=["a", "b", "c"])
 
 
 @pytest.mark.slow
