@@ -40,6 +40,8 @@ class RegistryEntry:
     output_shape: tuple[int, ...]
     labels: tuple[str, ...]
     description: str
+    normalization: tuple[float, float] | None = None
+    """(mean, std) for a float model whose file has no normalization metadata (the legacy ones), else None."""
 
     @property
     def num_classes(self) -> int:
@@ -64,6 +66,9 @@ def _registry() -> dict[str, RegistryEntry]:
                     output_shape=tuple(e["output_shape"]),
                     labels=tuple(e["labels"]),
                     description=e["description"],
+                    normalization=(float(e["normalization"][0]), float(e["normalization"][1]))
+                    if "normalization" in e
+                    else None,
                 )
                 for name, e in entries.items()
             }
@@ -167,9 +172,11 @@ def _looked(model: RegistryEntry) -> str:
 
 
 def _unavailable(model: RegistryEntry, why: str) -> ModelUnavailableError:
+    env = os.environ.get(ENV_VAR)
+    local = f"put {model.file} in {env}" if env else f"set {ENV_VAR} to a folder holding {model.file}"
     return ModelUnavailableError(
         f"model {model.name!r} is not available: {why} ({_looked(model)}); run `segkit download {model.name}` "
-        f"when online, or set {ENV_VAR} to a folder holding {model.file} (from {model.url})"
+        f"when online, or {local} (from {model.url})"
     )
 
 
@@ -206,12 +213,15 @@ def path(name: str, *, download: bool = True) -> Path:
 
 
 def download(name: str, *, force: bool = False, progress: bool = True) -> Path:
-    """Fetch registry model `name` into the cache (or, without `force`, re-verify the cached copy and keep it);
-    the cache path. ModelUnavailableError when the download fails (see `path`)."""
+    """Fetch registry model `name` into the cache and return its path; without `force`, a verified local copy
+    (`$SEGKIT_MODEL_DIR`'s or the cache's) is kept and its path returned instead. ModelUnavailableError when the
+    download fails or `$SEGKIT_MODEL_DIR` holds another file of that name (see `path`)."""
     model = info(name)
-    target = cache_dir() / model.file
-    if not force and _matches(model, target, stamp=True):
-        return target
+    if not force:
+        _check_env_copy(model)
+        found = cached(name)
+        if found is not None:
+            return found
     return _fetch(model, progress=progress)
 
 

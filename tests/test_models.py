@@ -150,6 +150,51 @@ def test_env_var_wins(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not cache.exists(), "nothing is downloaded or created when the env var folder has the file"
 
 
+def test_download_keeps_a_verified_copy_in_the_env_folder(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`segkit download NAME` offline, with the model in $SEGKIT_MODEL_DIR: that copy, no network (it went to the
+    network and told the user to set the variable that was set); --force still fetches, and then fails offline."""
+    monkeypatch.setenv(models.ENV_VAR, str(model_dir()))
+    entry = models.info("selfie_segmenter")
+    assert models.download("selfie_segmenter", progress=False) == model_dir() / entry.file
+    assert not cache.exists()
+    with pytest.raises(models.ModelUnavailableError) as e:
+        models.download("selfie_segmenter", force=True, progress=False)
+    assert f"put {entry.file} in {model_dir()}" in str(e.value) and "set SEGKIT_MODEL_DIR" not in str(e.value)
+    monkeypatch.setenv(models.ENV_VAR, str(tmp_path / "empty"))
+    with pytest.raises(models.ModelUnavailableError, match=r"put hair_segmenter\.tflite in "):
+        models.path("hair_segmenter", download=False)
+
+
+@pytest.mark.parametrize(
+    ("legacy", "current"),
+    [("selfie_segmentation", "selfie_segmenter"), ("selfie_segmentation_landscape", "selfie_segmenter_landscape")],
+)
+def test_legacy_entries_carry_the_normalization_their_files_lack(
+    legacy: str, current: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The legacy files are the current models' weights without metadata: with the registry's (mean, std) they give
+    the current models' masks exactly (without it a float model without metadata cannot be loaded at all)."""
+    from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions
+    from tests.conftest import load_rgb
+
+    monkeypatch.setenv(models.ENV_VAR, str(model_dir()))
+    assert models.info(legacy).normalization == (0.0, 255.0) and models.info(current).normalization is None
+    image = load_rgb("astronaut.png")
+
+    def mask(name: str) -> Any:
+        options = ImageSegmenterOptions(
+            BaseOptions(model_asset_path=str(models.path(name))), normalization=models.info(name).normalization
+        )
+        with ImageSegmenter.create_from_options(options) as segmenter:
+            masks = segmenter.segment(image).confidence_masks
+            assert masks is not None
+            return masks[0].numpy_view().copy()
+
+    assert (mask(legacy) == mask(current)).all()
+
+
 def test_cache_is_used_when_verified(cache: Path) -> None:
     cache.mkdir()
     entry = models.info("selfie_segmenter")
