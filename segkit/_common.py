@@ -1,4 +1,5 @@
-"""Small helpers every stage shares: a bounded plan cache, the band size of banded passes, the usable cores.
+"""Small helpers every stage shares: a bounded plan cache, the band size of banded passes, the usable cores, the
+names of temporary files.
 
 Imports nothing of segkit, so ``preprocess``, ``postprocess`` and ``runtime`` may all use it without importing
 each other.
@@ -6,9 +7,11 @@ each other.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 # Output elements per band of a banded pass (~128 KiB of float32 or int32 per intermediate): small enough that a
@@ -60,3 +63,14 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def temporary_prefix(target: Path) -> str:
+    """The start of the name of every temporary file written for ``target``: a dot and 16 hex digits of a hash of
+    its name.
+
+    Fixed-length, so every legal output name (up to the file system's 255 bytes) has a legal temporary name, and
+    the same in every process, so ``batch.remove_partials`` finds what a killed writer left (``segkit.batch``
+    writes images, ``segkit.video`` videos).
+    """
+    return "." + hashlib.sha256(os.fsencode(target.name)).hexdigest()[:16]

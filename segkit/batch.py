@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import numpy as np
 
-from segkit._common import available_cores
+from segkit._common import available_cores, temporary_prefix
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -82,6 +82,7 @@ __all__ = [
     "remove_partials",
     "resolve_categories",
     "run_files",
+    "temporary_prefix",
     "write_bytes",
 ]
 
@@ -301,12 +302,14 @@ def image_format(name: str) -> str:
 # --- reading and writing ------------------------------------------------------------------------------------------
 
 
-def decode_image(source: Path | bytes) -> np.ndarray:
+def decode_image(source: Path | bytes, *, alpha: bool = False) -> np.ndarray:
     """An image file (or its bytes) as a C-contiguous uint8 RGB array with the EXIF rotation applied.
 
     The size is checked against segkit's pixel budget (``segkit.image.max_pixels``) before anything is decoded;
     16-bit gray is rounded to 8 bits; float and Lab pixels, which have no faithful 8-bit RGB form, are refused
-    rather than turned black. ValueError naming the file for all of these and for anything Pillow cannot decode.
+    rather than turned black. ValueError naming the file for all of these and for anything Pillow cannot decode
+    (an empty input says so). ``alpha``: an image with transparency (an alpha band, or a palette or color key
+    marked transparent) comes back as uint8 RGBA instead, so that ``cutout`` can keep it.
     """
     from PIL import Image as PILImage
     from PIL import ImageOps
@@ -318,9 +321,29 @@ def decode_image(source: Path | bytes) -> np.ndarray:
         with PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             check_pixels(im.width, im.height, "the image")
             ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of an image that needs no turn
+            if alpha and _has_transparency(im):
+                return np.ascontiguousarray(np.asarray(im if im.mode == "RGBA" else im.convert("RGBA")))
             return _rgb8(im)
     except (OSError, ValueError, SyntaxError, NotImplementedError, PILImage.DecompressionBombError) as e:
-        raise ValueError(f"cannot read image {name}: {e or type(e).__name__}") from None
+        reason = "it is empty" if _is_empty(source) else str(e) or type(e).__name__
+        raise ValueError(f"cannot read image {name}: {reason}") from None
+
+
+def _is_empty(source: Path | bytes) -> bool:
+    """Whether the input is empty bytes or an empty regular file (clearer than Pillow's 'cannot identify')."""
+    if isinstance(source, bytes):
+        return not source
+    try:
+        return source.is_file() and source.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _has_transparency(image: PILImage.Image) -> bool:
+    """Whether an 8-bit image carries transparency: an alpha band, or a palette or color key marked transparent."""
+    if image.mode.startswith(("I", "F")) or image.mode == "LAB":
+        return False
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
 def _rgb8(image: PILImage.Image) -> np.ndarray:
@@ -356,9 +379,10 @@ def atomic_write(target: Path) -> Iterator[Path]:
     """A temporary path in ``target``'s folder, renamed onto ``target`` only if the block finishes.
 
     On any exception (or KeyboardInterrupt / SystemExit) the temporary file is removed and ``target`` is untouched.
-    A new file gets the mode ``open()`` gives (the umask applies); a replaced file keeps its mode.
+    A new file gets the mode ``open()`` gives (the umask applies); a replaced file keeps its mode. An OSError
+    about the folder (a file in its place, no permission) names the folder, not the hidden temporary file.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(target.parent)
     temp = _new_temporary(target)
     try:
         yield temp
@@ -369,14 +393,26 @@ def atomic_write(target: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+def _make_folder(folder: Path) -> None:
+    """Creates ``folder`` and its parents; an OSError that says what is in the way (a file, no permission)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok covers folders only: this is a file (or a link to one)
+        raise NotADirectoryError(f"cannot write into {folder}: it is a file, not a folder") from None
+    except OSError as e:
+        raise type(e)(f"cannot create the folder {folder}: {e.strerror or e}") from None
+
+
 def _new_temporary(target: Path) -> Path:
-    """A new empty hidden file beside ``target`` (``.<name>.<random>.segkit-part``), created exclusively."""
+    """A new empty hidden file beside ``target`` (``<temporary_prefix>.<random>.segkit-part``), created exclusively."""
     while True:
-        temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
+        temp = target.with_name(f"{temporary_prefix(target)}.{secrets.token_hex(4)}{_TEMP_SUFFIX}")
         try:
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
+        except OSError as e:
+            raise type(e)(f"cannot write into {target.parent}: {e.strerror or e}") from None
         return temp
 
 
@@ -388,9 +424,9 @@ def write_bytes(target: Path, data: bytes) -> None:
 
 def remove_partials(target: Path) -> None:
     """Removes temporary files left for ``target`` after its writer was killed (:func:`atomic_write`'s, and
-    ``segkit.video``'s ``.<stem>.*.partial<suffix>``)."""
-    folder = glob.escape(str(target.parent))
-    patterns = (f".{glob.escape(target.name)}.*{_TEMP_SUFFIX}", f".{glob.escape(target.stem)}.*.partial{target.suffix}")
+    ``segkit.video``'s ``<temporary_prefix>.*.partial<suffix>``)."""
+    folder, prefix = glob.escape(str(target.parent)), temporary_prefix(target)
+    patterns = (f"{prefix}.*{_TEMP_SUFFIX}", f"{prefix}.*.partial{glob.escape(target.suffix)}")
     for leftover in (path for pattern in patterns for path in glob.glob(os.path.join(folder, pattern))):
         with contextlib.suppress(OSError):
             os.unlink(leftover)
@@ -424,14 +460,29 @@ class Worker:
     # -- arrays --
 
     def process_array(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The outputs for one uint8 RGB image (one per ``Task.masks`` for ``segment``, else the effect's image)."""
+        """The outputs for one uint8 RGB image (one per ``Task.masks`` for ``segment``, else the effect's image).
+
+        A uint8 RGBA image is segmented on its RGB; ``cutout`` multiplies its alpha into the subject's (hidden
+        pixels stay hidden), the other commands ignore it.
+        """
+        pixels = rgb if rgb.ndim != 3 or rgb.shape[2] != 4 else np.ascontiguousarray(rgb[:, :, :3])
         segmenter = self._image_segmenter()
-        return self._render(rgb, segmenter.segment(rgb), segmenter, None)
+        return self._render(pixels, segmenter.segment(pixels), segmenter, None, rgb)
+
+    def read(self, source: Path | bytes) -> np.ndarray:
+        """An input image decoded for this task (:func:`decode_image`; RGBA with its transparency for ``cutout``)."""
+        return decode_image(source, alpha=self.task.command == "cutout")
 
     def _render(
-        self, rgb: np.ndarray, result: ImageSegmenterResult, segmenter: ImageSegmenter, smoother: Smoother | None
+        self,
+        rgb: np.ndarray,
+        result: ImageSegmenterResult,
+        segmenter: ImageSegmenter,
+        smoother: Smoother | None,
+        original: np.ndarray | None = None,
     ) -> tuple[np.ndarray, ...]:
-        """The command's outputs for one image (or frame) and its segmentation result."""
+        """The command's outputs for one image (or frame) and its segmentation result (``original``: the image with
+        its alpha, for ``cutout``)."""
         from segkit import effects
 
         task = self.task
@@ -448,7 +499,7 @@ class Worker:
         if task.command == "replace":
             return (effects.replace_background(rgb, alpha, self._replacement()),)
         if task.command == "cutout":
-            return (effects.cutout(rgb, alpha),)
+            return (effects.cutout(rgb if original is None else original, alpha),)
         return (effects.recolor(rgb, alpha, self.task.color or "", strength=strength),)
 
     def _alpha(
@@ -500,9 +551,16 @@ class Worker:
     def _create(self, video: bool) -> ImageSegmenter:
         """A new segmenter for the task; SetupError with the model and the reason when it cannot be built."""
         from segkit import ImageSegmenter
+        from segkit.runtime.gpu import GpuUnavailableError
 
         try:
             return ImageSegmenter.create_from_options(self._options(video))
+        except GpuUnavailableError as e:  # its own advice names BaseOptions, which a Task user does not write
+            raise SetupError(
+                f"cannot load model {self.task.model}: segkit could not start the GPU: {e.reason}. To fix it: {e.fix};"
+                " or run on the CPU (leave out --gpu; Task(gpu=False)), or fall back to the CPU with a warning"
+                " (--gpu-fallback; Task(gpu_fallback=True))"
+            ) from None
         except (ValueError, RuntimeError, OSError, TypeError) as e:
             raise SetupError(f"cannot load model {self.task.model}: {describe_error(e)}") from None
 
@@ -516,13 +574,14 @@ class Worker:
     def process_file(self, job: FileJob, *, overwrite: bool) -> FileOutcome:
         """Decodes, segments, applies the command and writes every missing target (all of them with ``overwrite``).
 
-        A job whose targets all exist is ``skipped``; any per-file exception gives a ``failed`` outcome.
+        A job whose targets all exist is ``skipped``; any per-file exception gives a ``failed`` outcome, and so
+        does a target that is a folder or the source file itself (writing it would destroy the input).
         """
         start = time.perf_counter()
-        todo = [i for i, target in enumerate(job.targets) if overwrite or not target.exists()]
-        if not todo:
-            return FileOutcome(job, "skipped")
         try:
+            todo = _targets_to_write(job, overwrite)
+            if not todo:
+                return FileOutcome(job, "skipped")
             if job.source.suffix.lower() in VIDEO_SUFFIXES:
                 self._process_video(job)
             else:
@@ -538,7 +597,7 @@ class Worker:
     def _process_image(self, job: FileJob, todo: Sequence[int]) -> None:
         if len(job.targets) != self.task.outputs:
             raise ValueError(f"the job has {len(job.targets)} targets but the task writes {self.task.outputs} files")
-        outputs = self.process_array(decode_image(job.source))
+        outputs = self.process_array(self.read(job.source))
         for i in todo:
             target = job.targets[i]
             data = encode_image(outputs[i], image_format(target.suffix or ".png"), jpeg_quality=self.task.jpeg_quality)
@@ -571,6 +630,41 @@ class Worker:
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
+
+
+def _targets_to_write(job: FileJob, overwrite: bool) -> list[int]:
+    """The indexes of ``job``'s targets to write: the missing ones, or every one with ``overwrite``.
+
+    ValueError for a target that is a folder (it would otherwise count as an existing output and be skipped) or
+    the source file itself (reached through ``--out``, a link or a hard link: it would replace its own input).
+    """
+    todo: list[int] = []
+    source: tuple[int, int] | None = None
+    for i, target in enumerate(job.targets):
+        try:
+            found = target.stat()
+        except OSError:  # missing (or unreachable, which the write then reports)
+            todo.append(i)
+            continue
+        if stat.S_ISDIR(found.st_mode):
+            raise ValueError(f"cannot write {target}: a folder is in its place")
+        if source is None:
+            with contextlib.suppress(OSError):
+                own = job.source.stat()
+                source = (own.st_dev, own.st_ino)
+        if source == (found.st_dev, found.st_ino):
+            raise ValueError(f"refusing to write {target}: it is the input file itself")
+        if overwrite:
+            todo.append(i)
+    return todo
+
+
+def _finished(job: FileJob) -> bool:
+    """Whether every target of ``job`` is already written (what a rerun skips); False when it must be reported."""
+    try:
+        return not _targets_to_write(job, overwrite=False)
+    except ValueError:
+        return False
 
 
 Smoother = Callable[[np.ndarray], np.ndarray]
@@ -615,7 +709,7 @@ def load_background(value: str) -> np.ndarray | tuple[int, int, int]:
         try:
             return decode_image(Path(value))
         except ValueError as e:
-            raise SetupError(str(e)) from None
+            raise SetupError(f"the background: {e}") from None
     return parse_color(value, "background")
 
 
@@ -688,7 +782,7 @@ def _serve(request: _Request, worker: Worker) -> _Answer:
         if isinstance(request, _FileRequest):
             return worker.process_file(request.job, overwrite=request.overwrite)
         image = request.image
-        return worker.process_array(decode_image(image) if isinstance(image, Path) else image)
+        return worker.process_array(worker.read(image) if isinstance(image, Path) else image)
     except SetupError as e:
         return _Failure(str(e), fatal=True)
     except Exception as e:  # the parent re-raises it (map_images) or reports it
@@ -915,7 +1009,7 @@ def run_files(
         return
     pending = iter(jobs)
     for first in pending:  # a rerun's finished jobs come first: skip them before starting any process
-        if overwrite or not all(target.exists() for target in first.targets):
+        if overwrite or not _finished(first):
             break
         yield FileOutcome(first, "skipped")
     else:
@@ -958,7 +1052,7 @@ def map_images(
         worker = Worker(task)
         try:
             for item in items:
-                yield worker.process_array(decode_image(item) if isinstance(item, Path) else item)
+                yield worker.process_array(worker.read(item) if isinstance(item, Path) else item)
         finally:
             worker.close()
         return

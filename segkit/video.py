@@ -53,6 +53,8 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
+from segkit._common import temporary_prefix
+
 __all__ = [
     "MissingDependencyError",
     "VideoError",
@@ -306,8 +308,9 @@ def transcode(
         codec = _pick_codec(av, suffix, opts.codec)
         target.parent.mkdir(parents=True, exist_ok=True)
         # A unique hidden name that FFmpeg creates itself, so the file gets the usual permissions (umask), which
-        # mkstemp's 0600 would not give.
-        partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.partial{target.suffix}")
+        # mkstemp's 0600 would not give. Its fixed-length start (temporary_prefix) keeps it legal for any
+        # legal target name and lets batch.remove_partials find it after a killed run.
+        partial = target.with_name(f"{temporary_prefix(target)}.{uuid.uuid4().hex[:12]}.partial{target.suffix}")
         try:
             with av.open(str(partial), "w", format=_CONTAINER_FORMATS.get(suffix)) as sink:
                 video_out = sink.add_stream(codec, rate=rate, options=_encoder_options(codec, opts))

@@ -198,12 +198,68 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path: Path) -> None:
 
 def test_remove_partials_only_touches_its_targets_leftovers(tmp_path: Path) -> None:
     target = tmp_path / "a[1].png"
-    leftovers = [tmp_path / ".a[1].png.x1y2.segkit-part", tmp_path / ".a[1].k3.partial.png"]
-    keep = [tmp_path / ".b.png.x1.segkit-part", tmp_path / "a[1].png"]
+    prefix = batch.temporary_prefix(target)
+    leftovers = [tmp_path / f"{prefix}.x1y2.segkit-part", tmp_path / f"{prefix}.k3.partial.png"]
+    other = batch.temporary_prefix(tmp_path / "b.png")
+    keep = [tmp_path / f"{other}.x1.segkit-part", tmp_path / f"{prefix}.k3.partial.mp4", tmp_path / "a[1].png"]
     for path in leftovers + keep:
         path.write_bytes(b"")
     batch.remove_partials(target)
     assert sorted(tmp_path.iterdir()) == sorted(keep)
+
+
+def test_temporary_names_fit_beside_the_longest_legal_names(tmp_path: Path) -> None:
+    """A legal output name of up to 255 bytes gets a legal temporary name (it once was the name + 21 bytes)."""
+    for name in ("L" * 251 + ".png", "写" * 83 + ".png"):
+        target = tmp_path / name
+        assert len(os.fsencode(target.name)) <= 255
+        with batch.atomic_write(target) as temp:
+            assert len(os.fsencode(temp.name)) <= 40 and temp.name.startswith(batch.temporary_prefix(target))
+            temp.write_bytes(b"new")
+        assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_file_in_place_of_the_output_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=r"a\.jpg: it is a file, not a folder"):
+        batch.write_bytes(tmp_path / "a.jpg" / "x.png", b"data")
+
+
+def test_a_target_that_is_a_folder_or_the_source_fails(tmp_path: Path) -> None:
+    """Neither counts as an existing output ('skipped'), and the source is never replaced, even with overwrite."""
+    source = tmp_path / "in.png"
+    source.write_bytes(b"original")
+    (tmp_path / "out.png").mkdir()
+    os.link(source, tmp_path / "hard.png")
+    worker = batch.Worker(selfie_task())
+    try:
+        for target, message in ((tmp_path / "out.png", "a folder is in its place"),
+                                (source, "is the input file itself"),
+                                (tmp_path / "hard.png", "is the input file itself")):  # fmt: skip
+            for overwrite in (False, True):
+                outcome = worker.process_file(FileJob(source, (target,)), overwrite=overwrite)
+                assert outcome.status == "failed" and message in outcome.error, outcome
+            done = list(batch.run_files(selfie_task(), [FileJob(source, (target,))], workers=2))
+            assert [(o.status, message in o.error) for o in done] == [("failed", True)]
+    finally:
+        worker.close()
+    assert source.read_bytes() == b"original"
+
+
+def test_decode_keeps_transparency_when_asked(tmp_path: Path) -> None:
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:, :, 1], rgba[:, 4:, 3] = 200, 255
+    PILImage.fromarray(rgba).save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(batch.decode_image(tmp_path / "rgba.png", alpha=True), rgba)
+    assert batch.decode_image(tmp_path / "rgba.png").shape == (8, 8, 3)
+    PILImage.fromarray(rgba[:, :, :3]).save(tmp_path / "rgb.png")
+    assert batch.decode_image(tmp_path / "rgb.png", alpha=True).shape == (8, 8, 3)  # nothing transparent: RGB
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.png: it is empty"):
+        batch.decode_image(tmp_path / "empty.png")
+    with pytest.raises(ValueError, match="standard input: it is empty"):
+        batch.decode_image(b"")
 
 
 def test_encode_and_decode_round_trip() -> None:

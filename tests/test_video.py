@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segkit import BaseOptions, ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, RunningMode, effects, video
+from segkit import (
+    BaseOptions,
+    ImageSegmenter,
+    ImageSegmenterOptions,
+    ImageSegmenterResult,
+    RunningMode,
+    batch,
+    effects,
+    video,
+)
 from tests.conftest import load_rgb, model_path
 from tests.video_clip import pan_zoom_frames, write_clip
 
@@ -180,6 +189,21 @@ def test_interrupted_run_leaves_no_partial_output(clip: Path, tmp_path: Path, er
         video.transcode(clip, target, process)
     assert target.read_bytes() == b"old"
     assert leftovers(tmp_path) == []
+
+
+def test_a_long_target_name_gets_a_legal_temporary_name(clip: Path, tmp_path: Path) -> None:
+    """A 255-byte output name is legal; its temporary file's name must be too (it once was 21 bytes longer), and
+    ``batch.remove_partials`` finds that file by the target's name."""
+    target = tmp_path / ("V" * 251 + ".mp4")
+    seen: list[str] = []
+
+    def process(rgb: np.ndarray, timestamp_ms: int) -> np.ndarray:
+        seen.extend(leftovers(tmp_path))
+        return rgb
+
+    report = video.transcode(clip, target, process)
+    assert report.frames == FRAMES and target.is_file() and leftovers(tmp_path) == []
+    assert seen and all(name.startswith(batch.temporary_prefix(target)) and len(name) <= 50 for name in seen)
 
 
 @pytest.mark.parametrize(

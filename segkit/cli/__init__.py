@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from segkit.batch import COMMANDS, MissingExtraError, SetupError
 from segkit.cli.parsing import RunOptions, UsageError, build_parser
-from segkit.cli.running import MissingExtra, ModelProblem, run_command
+from segkit.cli.running import MissingExtra, ModelProblem, run_command, stdout_gone
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +40,13 @@ def _terminated(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _setup_hint(message: str) -> str:
+    """The command-line option that fixes a setup error, where the library's message names only its own API."""
+    if "NormalizationOptions" in message:  # a float model without normalization metadata (MediaPipe's wording)
+        return "; give --normalization MEAN,STD (e.g. 127.5,127.5 for inputs in [-1, 1], 0,255 for [0, 1])"
+    return ""
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     """Runs the parsed command."""
     from segkit.cli import model_commands
@@ -58,21 +65,25 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``segkit`` console script; returns the exit status (see the module docstring)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     try:
         if arguments[:1] == ["serve"]:
             return _serve(arguments[1:])
-        args = parser.parse_args(arguments)
+        args = build_parser().parse_args(arguments)
         signal.signal(signal.SIGTERM, _terminated)
         try:
-            return _dispatch(args)
+            code = _dispatch(args)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # here, where a reader that went away (``segkit models | head -1``) is caught
+            return code
         except UsageError as e:
             args.subparser.error(str(e))
+    except BrokenPipeError:
+        stdout_gone()
     except (MissingExtra, MissingExtraError, ModelProblem) as e:
         print(f"segkit: error: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except SetupError as e:
-        print(f"segkit: error: {e}", file=sys.stderr)
+        print(f"segkit: error: {e}{_setup_hint(str(e))}", file=sys.stderr)
     except KeyboardInterrupt:
         print("segkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

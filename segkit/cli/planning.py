@@ -98,6 +98,13 @@ class Naming:
         if self.command == "cutout":
             check_cutout(source, target)
 
+    def check_format(self) -> None:
+        """UsageError for a ``--format`` this command cannot write: a cutout needs a format with an alpha channel
+        (GIF's one transparent palette entry is not one), as ``--out FILE`` does (:func:`check_cutout`)."""
+        if self.command == "cutout" and self.format is not None and self.format not in ALPHA_SUFFIXES:
+            fmt = self.format.lstrip(".")
+            raise UsageError(f"cutout writes transparency: --format {fmt} cannot hold it; use png, webp or tiff")
+
     def problem(self, source: Path) -> str | None:
         """Why ``source`` cannot be processed by this command (found while walking a folder), or None."""
         if self.command == "cutout" and source.suffix.lower() in VIDEO_SUFFIXES:
@@ -148,20 +155,39 @@ def plan(inputs: Sequence[Path], dest: Destination, naming: Naming) -> Iterator[
     if dest.kind in ("file", "stdout"):
         return iter([_single(inputs, dest, naming)])
     roots = _folder_roots(inputs, dest, naming)
+    if dest.path is not None:
+        for source in (s for s in inputs if s.is_file()):
+            _check_not_itself(source, naming.under(dest.path, Path(source.name)))
     return _jobs(inputs, roots, naming, dest)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one existing file or folder (through ``..``, symbolic or hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_not_itself(source: Path, targets: Sequence[Path]) -> None:
+    """UsageError when an output of ``source`` would be ``source`` itself: writing it would destroy the input."""
+    for target in targets:
+        if _same_file(source, target):
+            raise UsageError(f"the output {target} is the input {source} itself: give --out another file or folder")
 
 
 def _single(inputs: Sequence[Path], dest: Destination, naming: Naming) -> FileJob:
     """The one job of a run whose ``--out`` is a file (or standard output, handled by the caller)."""
-    where = "-" if dest.path is None else str(dest.path)
+    where = "- (standard output) carries one image" if dest.path is None else f"{dest.path} is one file"
     if len(inputs) != 1 or not inputs[0].is_file():
-        raise UsageError(f"--out {where} is one file, but the inputs are several files or a folder: give a folder")
+        raise UsageError(f"--out {where}, but the inputs are several files or a folder: give a folder")
     source = inputs[0]
     if dest.path is None:
         if source.suffix.lower() in VIDEO_SUFFIXES:
             raise UsageError("--out - writes one image to standard output; videos need a file or folder")
         return FileJob(source, ())
     naming.check_file(source, dest.path)
+    _check_not_itself(source, (dest.path,))
     return FileJob(source, (dest.path,))
 
 
@@ -175,14 +201,24 @@ def _folder_roots(inputs: Sequence[Path], dest: Destination, naming: Naming) -> 
             root = dest.path if len(inputs) == 1 else dest.path / source.resolve().name
         if root in roots.values():
             raise UsageError(f"several input folders would write into {root}: give them different names")
+        if _same_file(source, root):
+            raise UsageError(
+                f"the output folder {root} is the input folder {source} itself: its outputs would replace the inputs;"
+                " give --out another folder"
+            )
         roots[source] = root
     return roots
 
 
 def _jobs(inputs: Sequence[Path], roots: dict[Path, Path], naming: Naming, dest: Destination) -> Iterator[Planned]:
-    """The jobs of every input in order; single files first-come, folders walked lazily."""
+    """The jobs of every input in order; single files first-come, folders walked lazily.
+
+    The walks leave out every output folder (``--out``'s, and each folder input's own output root, which may lie
+    inside an input: ``segkit blur .`` writes ``./<name>_blur/``), so a rerun never takes old outputs for inputs.
+    """
     claimed: dict[Path, Path] = {}
-    skip = dest.path.resolve() if dest.path is not None else None
+    outputs = [*roots.values(), *([dest.path] if dest.path is not None else [])]
+    skip = frozenset(root.resolve() for root in outputs)
     for source in inputs:
         if source in roots:
             yield from _walk(source, roots[source], naming, skip)
@@ -196,8 +232,8 @@ def _jobs(inputs: Sequence[Path], roots: dict[Path, Path], naming: Naming, dest:
         yield FileJob(source, targets)
 
 
-def _walk(folder: Path, root: Path, naming: Naming, skip: Path | None) -> Iterator[Planned]:
-    """Image and video files under ``folder`` (hidden entries and the output folder left out), depth first.
+def _walk(folder: Path, root: Path, naming: Naming, skip: frozenset[Path]) -> Iterator[Planned]:
+    """Image and video files under ``folder`` (hidden entries and the output folders ``skip`` left out), depth first.
 
     One directory is listed at a time and only its media file names are kept; they are sorted by stem, so files
     that could write the same output (``x.jpg`` and ``x.png`` for a cutout) are neighbours and the clash check
@@ -220,16 +256,17 @@ def _walk(folder: Path, root: Path, naming: Naming, skip: Path | None) -> Iterat
         pending.extend(relative / sub for sub in reversed(subfolders))
 
 
-def _list(directory: Path, skip: Path | None) -> tuple[list[str], list[str]]:
+def _list(directory: Path, skip: frozenset[Path]) -> tuple[list[str], list[str]]:
     """The media file names (sorted by stem, then name) and the subfolder names (sorted) of one directory."""
     files: list[str] = []
     subfolders: list[str] = []
+    skipped_names = {path.name for path in skip}  # a real subfolder resolves to its own name: resolve only those
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             if _is_dir(entry):
-                if skip is None or Path(entry.path).resolve() != skip:
+                if entry.name not in skipped_names or Path(entry.path).resolve() not in skip:
                     subfolders.append(entry.name)
             elif Path(entry.name).suffix.lower() in _MEDIA_SUFFIXES:
                 files.append(entry.name)

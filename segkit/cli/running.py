@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from segkit import batch
 from segkit.batch import FileJob, FileOutcome, Task
@@ -81,6 +82,12 @@ def resolve_model(name_or_path: str) -> Path:
     except models.ModelUnavailableError as e:
         raise ModelProblem(str(e)) from None
     except ValueError as e:
+        candidate = Path(name_or_path)
+        if candidate.exists():  # neither a file nor a registry name, yet there: say what it is
+            kind = "a folder" if candidate.is_dir() else "not a regular file"
+            raise UsageError(
+                f"--model {name_or_path} is {kind}: give a .tflite file or a name from 'segkit models'"
+            ) from None
         raise UsageError(str(e)) from None
 
 
@@ -92,6 +99,8 @@ def build_task(options: RunOptions, model: Path) -> Task:
         raise UsageError(str(e)) from None
     except (ValueError, OSError) as e:
         raise ModelProblem(f"cannot read model {model}: {e}") from None
+    if options.background is not None and Path(options.background).is_file():
+        _check_background(options.background)
     try:
         return Task(
             model=str(model),
@@ -109,10 +118,31 @@ def build_task(options: RunOptions, model: Path) -> Task:
             num_threads=options.threads,
             gpu=options.gpu,
             gpu_fallback=options.gpu_fallback,
-            normalization=options.normalization,
+            normalization=options.normalization or _registry_normalization(options.model),
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+def _registry_normalization(name: str) -> tuple[float, float] | None:
+    """The (mean, std) the registry gives a model whose file lacks normalization metadata (the legacy entries), so
+    that ``-m selfie_segmentation`` runs without ``--normalization``; None for anything else."""
+    from segkit import models
+
+    if name not in models.names() or Path(name).is_file():  # an existing file wins over a name, as in resolve
+        return None
+    return models.info(name).normalization
+
+
+def _check_background(path: str) -> None:
+    """UsageError now for a ``--background`` file that is not an image, rather than a failure of every input."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path):  # the header only: the workers decode it
+            pass
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UsageError(f"--background {path} is not an image: {batch.describe_error(e)}") from None
 
 
 def run_command(options: RunOptions) -> int:
@@ -121,39 +151,40 @@ def run_command(options: RunOptions) -> int:
     stdin = options.inputs == (STDIO,)
     if STDIO in options.inputs and not stdin:
         raise UsageError("- (standard input) must be the only input")
-    inputs = [Path(p) for p in options.inputs]
+    inputs = list(dict.fromkeys(Path(p) for p in options.inputs))  # the same path twice is one input
     missing = [p for p in inputs if not stdin and not p.exists()]
     if missing:
         raise UsageError(f"input not found: {missing[0]}")
     task = build_task(options, resolve_model(options.model))
     naming = Naming(task.command, task.masks, format_suffix(options.format))
+    naming.check_format()
     if stdin or dest.kind == "stdout":
-        return run_stream(task, None if stdin else inputs[0], dest, naming, options)
+        return run_stream(task, None if stdin else inputs, dest, naming, options)
     return run_jobs(task, plan(inputs, dest, naming), options)
 
 
 # --- one image through pipes ----------------------------------------------------------------------------------------
 
 
-def run_stream(task: Task, source: Path | None, dest: Destination, naming: Naming, options: RunOptions) -> int:
-    """One image from standard input or a file, to standard output or a file (``cat a.jpg | segkit cutout - -o -``)."""
+def run_stream(task: Task, sources: list[Path] | None, dest: Destination, naming: Naming, options: RunOptions) -> int:
+    """One image from standard input (``sources`` None) or a file, to standard output or a file
+    (``cat a.jpg | segkit cutout - -o -``)."""
     if dest.kind == "folder":
         raise UsageError("standard input has no file name: give --out a file or - for standard output")
     if task.outputs != 1:
         raise UsageError(f"--masks writes {task.outputs} files per image: a pipe carries one; use --masks alpha")
-    if source is not None:
-        plan([source], dest, naming)  # the single-file checks
-    elif dest.path is not None:
+    source = None if sources is None else _single_source(sources, dest, naming)
+    if source is None and dest.path is not None:
         naming.check_file(Path("stdin.png"), dest.path)
-    if source is None and sys.stdin.isatty():
-        raise UsageError("- reads image bytes from standard input: pipe or redirect a file into it")
-    if dest.path is None and sys.stdout.isatty():
-        raise UsageError("--out - writes image bytes: redirect standard output to a file or a pipe")
+    _check_pipes(reads=source is None, writes=dest.path is None)
+    if dest.path is not None and not options.overwrite and dest.path.exists():
+        Summary(skipped=1).report(options.quiet)  # as a file input's existing output is skipped
+        return 0
     data = sys.stdin.buffer.read() if source is None else source.read_bytes()
     suffix = dest.path.suffix if dest.path is not None else naming.format or _stream_suffix(task, data)
     worker = batch.Worker(task)
     try:
-        (output,) = worker.process_array(batch.decode_image(data if source is None else source))
+        (output,) = worker.process_array(worker.read(data if source is None else source))
         encoded = batch.encode_image(output, batch.image_format(suffix), jpeg_quality=task.jpeg_quality)
     except batch.SetupError:
         raise
@@ -164,20 +195,61 @@ def run_stream(task: Task, source: Path | None, dest: Destination, naming: Namin
         worker.close()
     if dest.path is None:
         return _to_stdout(encoded)
-    batch.write_bytes(dest.path, encoded)
+    try:
+        batch.write_bytes(dest.path, encoded)
+    except OSError as e:
+        print(f"segkit: error: {batch.describe_error(e)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _single_source(sources: list[Path], dest: Destination, naming: Naming) -> Path:
+    """The one input of a run to standard output, after the single-file checks (UsageError for several)."""
+    (job,) = plan(sources, dest, naming)
+    if isinstance(job, PlanFailure):
+        raise UsageError(f"{job.path}: {job.error}")
+    return job.source
+
+
+def _check_pipes(*, reads: bool, writes: bool) -> None:
+    """UsageError when the standard input to read or the standard output to write is a terminal or closed."""
+    if reads:
+        _check_pipe(sys.stdin, "- reads image bytes from standard input", "pipe or redirect a file into it")
+    if writes:
+        _check_pipe(sys.stdout, "--out - writes image bytes", "redirect standard output to a file or a pipe")
+
+
+def _check_pipe(stream: TextIO | None, what: str, fix: str) -> None:
+    """UsageError for a standard stream that is closed (Python's None: ``<&-`` / ``>&-``) or a terminal."""
+    if stream is None:
+        raise UsageError(f"{what}, but that stream is closed: {fix}")
+    if stream.isatty():
+        raise UsageError(f"{what}: {fix}")
 
 
 def _to_stdout(encoded: bytes) -> int:
-    """Writes an encoded image to standard output; a reader that went away (``| head``) is exit status 1."""
+    """Writes an encoded image to standard output; a reader that went away (``| head``) is exit status 1.
+
+    ``os.write`` in a loop rather than the buffered stream, whose ``write`` reports a reader that leaves mid-image
+    only as a short count (and the rest of the image is dropped without an error).
+    """
+    remaining = memoryview(encoded)
     try:
-        sys.stdout.buffer.write(encoded)
-        sys.stdout.buffer.flush()
+        sys.stdout.flush()  # anything printed before goes first
+        while remaining:
+            remaining = remaining[os.write(sys.stdout.fileno(), remaining) :]
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
-        print("segkit: error: standard output was closed before the image was written", file=sys.stderr)
+        stdout_gone()
         return 1
     return 0
+
+
+def stdout_gone() -> None:
+    """Says that the reader of standard output went away, and points standard output at the null device so that
+    Python's own flush at exit cannot raise a second error."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    print("segkit: error: standard output was closed before everything was written", file=sys.stderr)
 
 
 def _stream_suffix(task: Task, data: bytes) -> str:
@@ -210,8 +282,7 @@ class Summary:
         self.failed += 1
         if len(self.failures) < _LISTED_FAILURES:
             self.failures.append(str(path))
-        text = error if str(path) in error else f"{path}: {error}"
-        say(f"segkit: error: {text}")
+        say(f"segkit: error: {error if _names(error, path) else f'{path}: {error}'}")
 
     def add(self, outcome: FileOutcome) -> None:
         """Counts one outcome."""
@@ -233,6 +304,12 @@ class Summary:
         if self.failed:
             more = f" and {self.failed - len(self.failures)} more" if self.failed > len(self.failures) else ""
             print(f"segkit: failed: {', '.join(self.failures)}{more}", file=sys.stderr)
+
+
+def _names(error: str, path: Path) -> bool:
+    """Whether a failure's message is already about ``path`` (``cannot read image PATH: ...``), so that it needs
+    no ``PATH:`` in front; a message that merely mentions it (``... the same output as PATH``) does not count."""
+    return re.search(rf"(^|\s){re.escape(str(path))}:", error) is not None
 
 
 def _jobs_only(planned: Iterable[Planned], summary: Summary) -> Iterator[FileJob]:

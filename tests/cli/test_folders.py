@@ -15,8 +15,8 @@ import pytest
 from PIL import Image as PILImage
 
 from segkit.batch import FileJob, MaskOutput
-from segkit.cli import planning
-from tests.cli.conftest import SCRIPT, cli_env, files_under, read
+from segkit.cli import planning, running
+from tests.cli.conftest import SCRIPT, cli_env, files_under, read, small_photo
 from tests.cli.conftest import segkit as run
 from tests.conftest import data_file
 
@@ -174,21 +174,24 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path: Path, wor
 
 @pytest.mark.slow
 def test_interrupted_overwrite_keeps_the_old_file(tmp_path: Path) -> None:
-    """Ctrl-C while a run replaces its own input (--out src --overwrite) leaves the source intact and decodable."""
+    """Ctrl-C while a run replaces existing outputs (--overwrite) leaves each one intact and decodable: either the
+    old file or the whole new one, never a partial file. (A run may not replace its own inputs: that is refused.)"""
     big_photos(tmp_path / "big", 12)
-    before = files_under(tmp_path / "big")
-    folder = tmp_path / "big"
-    stamps = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
-    code, _ = interrupt(["cutout", folder, "--out", f"{folder}/", "--overwrite", "-w", "1"],
+    folder, out = tmp_path / "big", tmp_path / "out"
+    big_photos(out, 12)  # old outputs under the names the cutouts get
+    inputs, before = files_under(folder), files_under(out)
+    stamps = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    code, _ = interrupt(["cutout", folder, "--out", f"{out}/", "--overwrite", "-w", "1"],
                         lambda: any(p.stat().st_mtime_ns != stamp for p, stamp in stamps.items()))  # fmt: skip
     assert code == 130
-    after = files_under(tmp_path / "big")
+    after = files_under(out)
     assert sorted(after) == sorted(before)  # no temporary file left, nothing lost
     for name, data in after.items():
         image = read(data)
         assert image.shape[:2] == (1200, 2400)
         assert data == before[name] or image.shape[2] == 4  # either untouched or completely replaced
     assert np.any([after[n] == before[n] for n in after])
+    assert files_under(folder) == inputs
 
 
 # Loaded by the child at start-up (PYTHONPATH): makes ``import ray`` fail as it does where the extra is missing.
@@ -231,3 +234,58 @@ def test_sigterm_stops_the_pool_without_partial_files(tmp_path: Path) -> None:
     finished = sorted(p.name for p in out.iterdir())
     assert finished == sorted(p.name for p in visible(out)), "no temporary files"
     assert len(finished) < 12 and all(read(out / name).shape == (1200, 2400, 3) for name in finished)
+
+
+@pytest.mark.slow
+def test_rerun_in_the_input_folder_skips_its_own_outputs(tmp_path: Path) -> None:
+    """``segkit blur .`` writes ``./<name>_blur/`` inside the input: reruns skip it, never blur the blurred."""
+    photos = tmp_path / "photos"
+    small_photo(photos / "a.png", size=(96, 96))
+    first = run("blur", ".", "-q", cwd=photos)
+    assert first.code == 0, first.err
+    again = run("blur", ".", cwd=photos)
+    assert again.code == 0 and "0 done, 1 skipped" in again.err
+    assert sorted(files_under(photos)) == ["a.png", "photos_blur/a.png"]
+
+
+def test_the_computed_output_folder_is_left_out_of_the_walk(tmp_path: Path) -> None:
+    """In process: the walk of ``.`` (no --out) never yields files of its own output folder ``./<name>_blur``."""
+    photos = tmp_path / "photos"
+    for name in ("a.png", "photos_blur/a.png", "photos_blur/photos_blur/a.png", "keep/b.png"):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        (photos / name).write_bytes(b"")
+    naming = planning.Naming("blur", (MaskOutput("alpha"),))
+    cwd = os.getcwd()
+    try:
+        os.chdir(photos)
+        planned = list(planning.plan([Path(".")], planning.Destination("beside"), naming))
+    finally:
+        os.chdir(cwd)
+    assert planned == [
+        FileJob(Path("a.png"), (Path("photos_blur/a.png"),)),
+        FileJob(Path("keep/b.png"), (Path("photos_blur/keep/b.png"),)),
+    ]
+
+
+def test_a_folder_in_place_of_an_output_is_a_failure(tmp_path: Path) -> None:
+    """Not an existing output to skip: the file fails with a line naming the folder, and the exit status is 1."""
+    photo = small_photo(tmp_path / "a.jpg", size=(64, 64))
+    (tmp_path / "out" / "a.jpg").mkdir(parents=True)
+    done = run("blur", photo, "--out", f"{tmp_path / 'out'}/")
+    assert done.code == 1 and "skipped" not in done.err
+    assert f"cannot write {tmp_path / 'out' / 'a.jpg'}: a folder is in its place" in done.err
+
+
+def test_failures_name_the_input_unless_their_message_is_about_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """A message that merely contains the input's name (a temporary file, the other input of a clash) gets the
+    input in front; one that is about the input (``cannot read image PATH: ...``) does not."""
+    summary = running.Summary()
+    summary.fail(Path("a.jpg"), "[Errno 13] Permission denied: 'ro/.a.jpg.32c54b33.segkit-part'")
+    summary.fail(Path("b.jpg"), "would write the same output as b.jpg")
+    summary.fail(Path("c d.jpg"), "cannot read image c d.jpg: truncated")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "segkit: error: a.jpg: [Errno 13] Permission denied: 'ro/.a.jpg.32c54b33.segkit-part'",
+        "segkit: error: b.jpg: would write the same output as b.jpg",
+        "segkit: error: cannot read image c d.jpg: truncated",
+    ]

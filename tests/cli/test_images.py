@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
 
 import segkit
 from segkit import effects
@@ -185,3 +186,89 @@ def test_gpu_with_fallback_always_writes(portrait: Path, tmp_path: Path) -> None
     done = run("blur", portrait, "--gpu", "--gpu-fallback", "--out", tmp_path / "g.png")
     assert done.code == 0, done.err
     assert read(tmp_path / "g.png").shape == (256, 256, 3)
+
+
+@pytest.mark.slow
+def test_cutout_keeps_the_inputs_own_transparency(portrait: Path, tmp_path: Path) -> None:
+    """What is transparent in the input stays transparent: the model's alpha times the input's (file and pipe)."""
+    rgba = np.dstack([read(portrait), np.full((256, 256), 255, np.uint8)])
+    rgba[:, :128, 3] = 0
+    rgba[:, 128:, 3] = 128
+    source = tmp_path / "half.png"
+    PILImage.fromarray(rgba).save(source)
+    done = run("cutout", source, "--out", tmp_path / "cut.png")
+    assert done.code == 0, done.err
+    cut = read(tmp_path / "cut.png")
+    assert cut[:, :128, 3].max() == 0
+    assert 60 < cut[100:200, 150:200, 3].mean() <= 128  # the subject, at most the input's half opacity
+    opaque = run("cutout", portrait, "--out", tmp_path / "opaque.png")
+    assert opaque.code == 0, opaque.err
+    np.testing.assert_array_equal(
+        cut[:, 128:, 3], (read(tmp_path / "opaque.png")[:, 128:, 3].astype(int) * 128 + 127) // 255
+    )
+    piped = run("cutout", "-", "-o", "-", stdin=source.read_bytes())
+    assert piped.code == 0 and piped.out == (tmp_path / "cut.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_stdin_to_an_existing_file_is_skipped_without_overwrite(portrait: Path, tmp_path: Path) -> None:
+    """The rule for file inputs: an existing output is kept (and the run says so) unless --overwrite."""
+    keep = tmp_path / "keep.png"
+    keep.write_bytes(b"precious")
+    kept = run("blur", "-", "--out", keep, stdin=portrait.read_bytes())
+    assert kept.code == 0 and "1 skipped" in kept.err and "--overwrite" in kept.err
+    assert keep.read_bytes() == b"precious"
+    replaced = run("blur", "-", "--out", keep, "--overwrite", stdin=portrait.read_bytes())
+    assert replaced.code == 0, replaced.err
+    assert read(keep).shape == (256, 256, 3)
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_mid_image_is_exit_1(tmp_path: Path) -> None:
+    """``segkit ... -o - | head -c 10``: the image is far bigger than the pipe, the reader leaves after 10 bytes."""
+    big = small_photo(tmp_path / "big.png", size=(1200, 1200))
+    with subprocess.Popen(
+        [str(SCRIPT), "blur", big, "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert len(proc.stdout.read(10)) == 10
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 1
+    assert err.strip().splitlines() == ["segkit: error: standard output was closed before everything was written"]
+
+
+def test_closed_standard_streams_are_one_line_usage_errors(portrait: Path, tmp_path: Path) -> None:
+    """``<&-`` / ``>&-`` (daemons, cron): Python has no sys.stdin / sys.stdout; segkit says so instead of crashing."""
+    for redirect, args in (("<&-", f"- -o '{tmp_path / 'out.png'}'"), (">&-", f"'{portrait}' -o -")):
+        shell = f"'{SCRIPT}' blur {args} {redirect}"
+        done = subprocess.run(shell, shell=True, env=cli_env(), capture_output=True, timeout=120)
+        err = done.stderr.decode()
+        assert done.returncode == 2, err
+        assert "Traceback" not in err and "but that stream is closed" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.slow
+def test_a_gpu_that_cannot_start_names_the_command_line_options(portrait: Path, tmp_path: Path) -> None:
+    """The advice names --gpu-fallback, not the Python API's BaseOptions (where a GPU starts, nothing to check)."""
+    done = run("blur", portrait, "--gpu", "--out", tmp_path / "g.png")
+    if done.code == 0:
+        pytest.skip("a GPU started here")
+    assert done.code == 1 and "Traceback" not in done.err
+    assert "--gpu-fallback" in done.err and "BaseOptions" not in done.err
+
+
+@pytest.mark.slow
+def test_registry_legacy_models_run_without_normalization(portrait: Path, tmp_path: Path) -> None:
+    """The registry's legacy entries carry the normalization their files lack; a bare float model's refusal names
+    --normalization."""
+    legacy = model_path("legacy/selfie_segmentation.tflite")
+    done = run("blur", portrait, "--model", "selfie_segmentation", "--out", tmp_path / "named.png")
+    assert done.code == 0, done.err
+    refused = run("blur", portrait, "--model", legacy, "--out", tmp_path / "path.png")
+    assert refused.code == 1 and "--normalization MEAN,STD" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1
+    given = run("blur", portrait, "--model", legacy, "--normalization", "0,255", "--out", tmp_path / "path.png")
+    assert given.code == 0, given.err
+    assert (tmp_path / "named.png").read_bytes() == (tmp_path / "path.png").read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from segkit import models
+from tests.cli.conftest import SCRIPT, cli_env
 from tests.cli.conftest import segkit as run
 from tests.conftest import model_dir
 
@@ -127,3 +129,14 @@ def test_unavailable_model_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert "'selfie_segmenter'" in lines[0] and "SEGKIT_MODEL_DIR" in lines[0]
     assert "segkit download selfie_segmenter" in lines[0] and str(tmp_path / "empty") in lines[0]
     assert not image.with_name("p.blur.jpg").exists()
+
+
+@pytest.mark.parametrize("args", [["models"], ["info", "deeplabv3"]])
+def test_a_closed_pipe_is_one_line_not_a_traceback(args: list[str]) -> None:
+    """``segkit models | head -1``: the reader is gone before the first write; exit 1 with one line."""
+    with subprocess.Popen([str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1
+    assert err.strip().splitlines() == ["segkit: error: standard output was closed before everything was written"]

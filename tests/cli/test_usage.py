@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import segkit
-from segkit.cli import build_parser
+from segkit.cli import build_parser, main
+from tests.cli.conftest import files_under
 from tests.cli.conftest import segkit as run
 
 
@@ -150,3 +151,68 @@ def test_serve_is_handed_its_arguments() -> None:
         assert 'pip install "segkit[serve]"' in done.err
     else:
         assert done.code == 0 and b"--port" in done.out
+
+
+def usage_error(args: list[str | Path], capsys: pytest.CaptureFixture[str]) -> str:
+    """Runs the CLI's ``main`` in this process and returns its usage error (exit status 2, one message line)."""
+    with pytest.raises(SystemExit) as stopped:
+        main([str(a) for a in args])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+def test_cutout_format_must_hold_transparency(
+    portrait: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--format jpg|bmp|gif`` is refused for folders and pipes too, as ``--out x.jpg`` is: none keeps the alpha."""
+    for fmt, out in (("jpg", f"{tmp_path / 'out'}/"), ("jpg", "-"), ("bmp", f"{tmp_path / 'out'}/"), ("gif", None)):
+        args: list[str | Path] = ["cutout", portrait, "--format", fmt, *(["--out", out] if out else [])]
+        assert f"--format {fmt} cannot hold it" in usage_error(args, capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["portrait.png"]
+
+
+def test_stdout_takes_one_input(portrait: Path, photos: Path) -> None:
+    """``-o -`` with several inputs is refused like ``-o one.png``, not run on the first input alone."""
+    other = portrait.with_name("other.png")
+    other.write_bytes(portrait.read_bytes())
+    for inputs in ([portrait, other], [portrait, photos]):
+        done = run("blur", *inputs, "--out", "-")
+        assert done.code == 2 and "give a folder" in done.err and not done.out
+
+
+def test_an_output_that_is_its_own_input_is_refused(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No spelling of the input as its own output is written, with or without --overwrite, before any work."""
+    before = files_under(tmp_path)
+    photo = photos / "b.jpg"
+    (tmp_path / "link.jpg").symlink_to(photo)
+    same_file = [photo, photos / "trip" / ".." / "b.jpg", tmp_path / "link.jpg"]
+    for out in same_file:
+        for overwrite in ([], ["--overwrite"]):
+            assert "is the input" in usage_error(["blur", photo, "--out", out, *overwrite], capsys)
+    for folder_out in (photos, f"{photos}/", photos / "trip" / ".."):
+        message = usage_error(["blur", photos, "--out", folder_out, "--overwrite"], capsys)
+        assert "is the input folder" in message
+    assert "is the input" in usage_error(["blur", photo, "--out", f"{photos}/", "--overwrite"], capsys)
+    assert "is the input folder" in usage_error(["blur", photo, photos, "--out", photos.parent], capsys)
+    assert files_under(tmp_path) == {**before, "link.jpg": photo.read_bytes()}
+
+
+def test_a_model_path_that_is_no_file_says_what_it_is(
+    portrait: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "is a folder" in usage_error(["blur", portrait, "--model", tmp_path], capsys)
+    assert "is not a regular file" in usage_error(["blur", portrait, "--model", "/dev/null"], capsys)
+
+
+def test_a_background_that_is_no_image_is_a_usage_error(
+    portrait: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found before any work, naming ``--background``, rather than as a failure of every input."""
+    (tmp_path / "bg.png").write_text("junk")
+    message = usage_error(["replace", portrait, "--background", tmp_path / "bg.png", "-o", tmp_path / "r.png"], capsys)
+    assert "--background" in message and "is not an image" in message
+    assert not (tmp_path / "r.png").exists()
