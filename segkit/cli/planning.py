@@ -54,6 +54,9 @@ class PlanFailure:
     error: str
 
 
+_LOSSY_SUFFIXES = (".jpg", ".jpeg")  # masks in WebP are written losslessly (batch.encode_image)
+
+
 @dataclass(frozen=True)
 class Naming:
     """How output files are named for a command: effects keep the input's kind, ``segment`` adds the mask's name."""
@@ -97,13 +100,24 @@ class Naming:
             raise UsageError(f"{source} is {kinds[0]} but --out {target} is {kinds[1]} file")
         if self.command == "cutout":
             check_cutout(source, target)
+        self._check_category_format(target.suffix.lower(), f"--out {target}")
 
     def check_format(self) -> None:
         """UsageError for a ``--format`` this command cannot write: a cutout needs a format with an alpha channel
         (GIF's one transparent palette entry is not one), as ``--out FILE`` does (:func:`check_cutout`)."""
-        if self.command == "cutout" and self.format is not None and self.format not in ALPHA_SUFFIXES:
-            fmt = self.format.lstrip(".")
+        if self.format is None:
+            return
+        fmt = self.format.lstrip(".")
+        if self.command == "cutout" and self.format not in ALPHA_SUFFIXES:
             raise UsageError(f"cutout writes transparency: --format {fmt} cannot hold it; use png, webp or tiff")
+        self._check_category_format(self.format, f"--format {fmt}")
+
+    def _check_category_format(self, suffix: str, given: str) -> None:
+        """UsageError for a category mask in JPEG: its values are class indices, which lossy coding would change."""
+        if self.command == "segment" and suffix in _LOSSY_SUFFIXES and any(m.kind == "category" for m in self.masks):
+            raise UsageError(
+                f"{given}: a category mask holds class indices, which JPEG would change; use png or webp (lossless)"
+            )
 
     def problem(self, source: Path) -> str | None:
         """Why ``source`` cannot be processed by this command (found while walking a folder), or None."""

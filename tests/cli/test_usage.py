@@ -173,6 +173,25 @@ def test_cutout_format_must_hold_transparency(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["portrait.png"]
 
 
+def test_a_category_mask_is_never_written_as_jpeg(
+    portrait: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Class indices in JPEG come back changed: ``--masks category|both`` with jpg is a usage error (it wrote lossy
+    masks); the subject's alpha in JPEG and a category mask in WebP (written losslessly) are fine."""
+    for masks, extra in (
+        ("category", ["--format", "jpg", "--out", f"{tmp_path / 'out'}/"]),
+        ("both", ["--format", "jpeg", "--out", f"{tmp_path / 'out'}/"]),
+        ("category", ["--out", str(tmp_path / "mask.jpg")]),
+    ):
+        assert "a category mask holds class indices" in usage_error(
+            ["segment", portrait, "--masks", masks, *extra], capsys
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["portrait.png"]
+    assert run("segment", portrait, "--format", "jpg", "--out", f"{tmp_path / 'alpha'}/").code == 0
+    done = run("segment", portrait, "--masks", "category", "--format", "webp", "--out", f"{tmp_path / 'webp'}/")
+    assert done.code == 0 and (tmp_path / "webp" / "portrait.category.webp").is_file()
+
+
 def test_stdout_takes_one_input(portrait: Path, photos: Path) -> None:
     """``-o -`` with several inputs is refused like ``-o one.png``, not run on the first input alone."""
     other = portrait.with_name("other.png")
