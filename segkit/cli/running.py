@@ -59,8 +59,9 @@ def say(line: str) -> None:
 
 
 def progress_bar(unit: str, enabled: bool, total: int | None = None, desc: str | None = None) -> Bar:
-    """A tqdm bar on stderr (with the rate per second), or a no-op when disabled or tqdm is not installed."""
-    if not enabled:
+    """A tqdm bar on stderr (with the rate per second), or a no-op when disabled, when stderr is not a terminal (a
+    log file would collect the bar's redraws) or when tqdm is not installed."""
+    if not enabled or sys.stderr is None or not sys.stderr.isatty():
         return _NoBar()
     try:
         from tqdm import tqdm

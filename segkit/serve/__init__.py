@@ -6,10 +6,14 @@ in another server. The web framework is imported only when the server starts, so
 
 from __future__ import annotations
 
+import math
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from segkit.serve.config import ServeConfig, parse_args
 
@@ -78,18 +82,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     app = create_app(config, pool)
-    server = uvicorn.Server(
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.server.begin_shutdown()  # requests waiting for a worker get 503 at once
+            super().handle_exit(sig, frame)
+
+    server = _Server(
         uvicorn.Config(
             app,
             log_level=config.log_level,
             ws_max_size=config.max_upload_bytes + 65536,
-            timeout_graceful_shutdown=5,
+            # Every request ends by itself within --timeout (200, 408 or 504), so running ones are let finish
+            # rather than cancelled into bare 500s; the waiting ones are answered 503 at the signal.
+            timeout_graceful_shutdown=max(1, math.ceil(config.timeout_s)),
         )
     )
+    # uvicorn re-raises the stop signal once it is done: SIGTERM would then kill the process (status 143) where
+    # SIGINT ends it as KeyboardInterrupt (status 0); a stop by SIGTERM is as normal as Ctrl-C.
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, lambda *_: None) if main_thread else None
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         sock.close()
     return 0

@@ -18,19 +18,21 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
 import segkit
 from segkit import ImageSegmenter, effects
 from segkit.serve import ops
 from segkit.serve.config import EFFECTS, PREFERRED_MODELS, ServeConfig
-from segkit.serve.images import ApiError, decode_image, encode_image, output_format
+from segkit.serve.images import ApiError, check_output_size, decode_image, encode_image, output_format
 from segkit.serve.live import LIVE_EFFECTS, LiveSession
 from segkit.serve.pool import ModelWorkers, Pool
 
@@ -195,6 +197,15 @@ class Server:
         self.pool = pool
         self.live_sessions = 0
         self.started = time.time()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once started
+
+    def begin_shutdown(self) -> None:
+        """The server is about to stop: requests still waiting for a worker get 503 now, not a cancellation later.
+
+        Safe from a signal handler or another thread; a no-op before the app has started.
+        """
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.pool.stop_waiting)
 
     def default_model(self, effect: str) -> str:
         for name in PREFERRED_MODELS.get(effect, ()):
@@ -209,7 +220,7 @@ class Server:
         """The upload (multipart field ``file`` or the raw body), within the size limit and the deadline."""
         limit = self.config.max_upload_bytes
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
             raise ApiError(413, f"upload is {int(length)} bytes; the limit is {limit}")
         capped = Request(request.scope, receive=_capped(request.receive, limit))
         try:
@@ -220,8 +231,8 @@ class Server:
             raise ApiError(408, "the upload did not arrive within the per-request timeout") from None
 
     async def _read(self, request: Request) -> Upload:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()  # case-insensitive
+        if media_type != "multipart/form-data":
             return Upload(await request.body(), None, {})
         try:
             form = await request.form(max_files=2, max_fields=32, max_part_size=64 * 1024)
@@ -244,6 +255,23 @@ class Server:
         return Upload(files["file"], files.get("background"), fields)
 
 
+def _check_form_model(fields: Mapping[str, str], query_model: str | None) -> None:
+    """ApiError 400 when the form field ``model`` differs from the query's: the workers are chosen (and the request
+    admitted) from the query before the body is read, so a model in the body comes too late."""
+    field = fields.get("model")
+    if field is not None and field != query_model:
+        shown = ops.shown(field)
+        raise ApiError(
+            400, f"form field model={shown}: give the model as a query parameter (?model=...), not a form field"
+        )
+
+
+def _check_no_background(upload: Upload, path: str) -> None:
+    """ApiError 400 for a multipart ``background`` image sent where it is not used (it is not even decoded)."""
+    if upload.background is not None:
+        raise ApiError(400, f"multipart field 'background' is used only by /v1/replace; {path} takes none")
+
+
 def _merge(params: BaseModel, fields: Mapping[str, str], model: type[Any]) -> Any:
     """The query parameters with the multipart form fields laid over them, validated again (422 when bad)."""
     if not fields:
@@ -260,6 +288,7 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        server.loop = asyncio.get_running_loop()
         yield
         await asyncio.to_thread(server.pool.close)
 
@@ -276,6 +305,17 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=dict(exc.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 body, with the client's values cut short: it echoes each bad value whole otherwise.
+        return JSONResponse({"detail": jsonable_encoder(_cut_short(list(exc.errors())))}, status_code=422)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # The client hung up before its upload was complete: nobody is left to answer, and nothing went wrong here.
+        logger.debug("client disconnected during its upload to %s", request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -317,15 +357,19 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
 
             async def check(upload: Upload) -> None:
                 nonlocal upload_params
+                if effect != "replace":
+                    _check_no_background(upload, f"/v1/{effect}")
                 upload_params = _merge(params, upload.fields, params_model)
-                if upload_params.model not in (None, params.model):
-                    raise ApiError(400, "give the model as a query parameter, not a form field")
+                _check_form_model(upload.fields, params.model)
                 ops.check_options(_effect_options(effect, upload_params, None), labels)
 
             ops.check_options(_effect_options(effect, params, None), labels)
 
             def work(upload: Upload, segmenter: ImageSegmenter) -> tuple[bytes, str, dict[str, str]]:
                 decoded = decode_image(upload.data, config.max_pixels)
+                fmt = output_format(upload_params.format, decoded.source_format, needs_alpha=effect == "cutout")
+                height, width = decoded.pixels.shape[:2]
+                check_output_size(width, height, fmt)  # before the work: the effects keep the image's size
                 background = None
                 if upload.background is not None:
                     background = decode_image(upload.background, config.max_pixels, "background").pixels
@@ -333,7 +377,6 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
                 result = segmenter.segment(decoded.pixels)
                 category, shown = ops.category_map(result, workers.names)
                 out = ops.apply_effect(decoded.pixels, result, segmenter, options)
-                fmt = output_format(upload_params.format, decoded.source_format, needs_alpha=effect == "cutout")
                 body, media_type = encode_image(out, fmt, upload_params.quality)
                 return body, media_type, {"X-Segkit-Categories": json.dumps(ops.categories_present(category, shown))}
 
@@ -391,7 +434,9 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
 
         async def check(upload: Upload) -> None:
             nonlocal merged
+            _check_no_background(upload, "/v1/segment")
             merged = _merge(params, upload.fields, SegmentParams)
+            _check_form_model(upload.fields, params.model)
             ops.check_options(ops.EffectOptions("segment", categories=merged.categories), workers.description.labels)
 
         ops.check_options(ops.EffectOptions("segment", categories=params.categories), workers.description.labels)
@@ -451,11 +496,24 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
     async def rembg_remove(request: Request, params: Annotated[RemoveParams, Query()]) -> Response:
         merged: Any = params
 
+        workers = server.workers(None if params.model in REMBG_MODELS else params.model, "cutout")
+
         async def check(upload: Upload) -> None:
             nonlocal merged
             merged = _merge(params, upload.fields, RemoveParams)
-
-        workers = server.workers(None if params.model in REMBG_MODELS else params.model, "cutout")
+            field = upload.fields.get("model")
+            if field is None or field == params.model:
+                return
+            # rembg clients send the model as a form field: its own names mean the default cutout model; one of
+            # ours can only be honoured when it is the model already chosen from the query (404 when not served).
+            chosen = server.workers(None if field in REMBG_MODELS else field, "cutout")
+            if chosen is not workers:
+                raise ApiError(
+                    400,
+                    f"form field model={ops.shown(field)} asks for {chosen.description.name}, but the query chose "
+                    f"{workers.description.name}: give a segkit model as a query parameter "
+                    f"(/api/remove?model={chosen.description.name})",
+                )
 
         def work(upload: Upload, segmenter: ImageSegmenter) -> tuple[bytes, str, dict[str, str]]:
             p: RemoveParams = merged
@@ -560,7 +618,7 @@ def _control(session: LiveSession, text: str) -> None:
     """A client's text message: ``{"type": "stats"}`` asks for the counters."""
     try:
         message = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a 4300-digit integer, or nested thousands deep
         message = None
     if isinstance(message, dict) and message.get("type") == "stats":
         session.post_text({"type": "stats", **session.stats()})
@@ -583,6 +641,19 @@ def _effect_options(effect: str, params: Any, background: np.ndarray | None) -> 
     )
 
 
+def _cut_short(value: Any, depth: int = 0) -> Any:
+    """``value`` (a validation error's parts) with every long string cut to ops.SHOWN_CHARS characters."""
+    if isinstance(value, str):
+        return ops.clipped(value)
+    if depth > 4:
+        return value
+    if isinstance(value, dict):
+        return {_cut_short(k, depth + 1): _cut_short(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cut_short(v, depth + 1) for v in value]
+    return value
+
+
 def _b64png(mask: np.ndarray) -> str:
     return base64.b64encode(encode_image(mask, "png")[0]).decode("ascii")
 
@@ -590,9 +661,9 @@ def _b64png(mask: np.ndarray) -> str:
 def _rgba(value: str) -> tuple[int, int, int, int]:
     """rembg's ``bgc`` ('r,g,b,a', 0..255 each) as a tuple; ApiError 400 otherwise."""
     parts = [p.strip() for p in value.split(",")]
-    if len(parts) == 4 and all(p.isdigit() and int(p) <= 255 for p in parts):
+    if len(parts) == 4 and all(ops.is_index(p) and int(p) <= 255 for p in parts):
         return int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
-    raise ApiError(400, f"bgc {value!r} must be 'r,g,b,a' with each value in 0..255")
+    raise ApiError(400, f"bgc {ops.shown(value)} must be 'r,g,b,a' with each value in 0..255")
 
 
 def _over_color(rgba: np.ndarray, color: tuple[int, int, int, int]) -> np.ndarray:

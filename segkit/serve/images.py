@@ -12,6 +12,14 @@ from PIL import ImageOps, UnidentifiedImageError
 
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 _INPUT_TO_OUTPUT = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
+# The largest width or height each output format can hold (libjpeg's 65500, libwebp's 16383; PNG's is 2**31 - 1).
+MAX_SIDE = {"jpeg": 65500, "webp": 16383}
+# Where an empty upload was expected to come from, by its name.
+_EXPECTED_AT = {
+    "file": "as multipart field 'file' or as the body",
+    "background": "as multipart field 'background'",
+    "frame": "after the frame's JSON header",
+}
 
 
 class ApiError(Exception):
@@ -39,7 +47,8 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
     small file that decodes to gigabytes) is refused without allocating its pixels.
     """
     if not data:
-        raise ApiError(400, f"{name} is empty: send the image bytes as multipart field '{name}' or as the body")
+        where = _EXPECTED_AT.get(name, f"as multipart field {name!r}")
+        raise ApiError(400, f"{name} is empty: send the image bytes {where}")
     try:
         with PILImage.open(io.BytesIO(data)) as im:
             width, height = im.size
@@ -50,7 +59,10 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
             source = _INPUT_TO_OUTPUT.get(im.format or "", "png")
             im.load()
             upright = ImageOps.exif_transpose(im)
-            pixels = np.ascontiguousarray(np.asarray(upright.convert("RGB")))
+            if upright.mode == "I" or upright.mode.startswith("I;16"):
+                pixels = _gray16_to_rgb(upright, name)
+            else:
+                pixels = np.ascontiguousarray(np.asarray(upright.convert("RGB")))
     except UnidentifiedImageError:
         raise ApiError(400, f"{name} is not an image format Pillow recognizes") from None
     except PILImage.DecompressionBombError as e:
@@ -60,6 +72,29 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
     except Exception as e:  # Pillow's plugins raise many types on corrupt files (struct.error, IndexError, ...)
         raise ApiError(400, f"{name} cannot be decoded: {type(e).__name__}: {e}") from None
     return Decoded(pixels, source)
+
+
+def _gray16_to_rgb(image: PILImage.Image, name: str) -> np.ndarray:
+    """A 16-bit (I;16*) or 32-bit integer (I) gray image as 8-bit RGB, 0..65535 scaled to 0..255 with rounding as
+    the library does (Pillow's ``convert`` would clip everything above 255 to white); ApiError 400 for values
+    outside 0..65535."""
+    values = np.asarray(image)
+    low, high = int(values.min()), int(values.max())  # decode_image refuses images with no pixels
+    if low < 0 or high > 0xFFFF:
+        raise ApiError(400, f"{name} has {image.mode} values {low}..{high}: gray images must lie within 0..65535")
+    gray = ((values.astype(np.int32) + 128) // 257).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def check_output_size(
+    width: int, height: int, fmt: str, what: str = "the output", advice: str = "use format=png"
+) -> None:
+    """ApiError 400 when ``fmt`` cannot hold a ``width`` x ``height`` image (JPEG and WebP limit each side)."""
+    limit = MAX_SIDE.get(fmt)
+    if limit is not None and max(width, height) > limit:
+        raise ApiError(
+            400, f"{what} would be {width}x{height}, but format {fmt!r} holds at most {limit} px per side: {advice}"
+        )
 
 
 def output_format(requested: str, source_format: str, needs_alpha: bool) -> str:
@@ -78,6 +113,7 @@ def output_format(requested: str, source_format: str, needs_alpha: bool) -> str:
 def encode_image(pixels: np.ndarray, fmt: str, quality: int = 90) -> tuple[bytes, str]:
     """Pixels (gray, RGB or RGBA uint8) as file bytes in ``fmt`` and its media type; PNG uses fast compression."""
     pil_format, media_type = OUTPUT_FORMATS[fmt]
+    check_output_size(int(pixels.shape[1]), int(pixels.shape[0]), fmt)
     array = pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
     buffer = io.BytesIO()
     image = PILImage.fromarray(np.ascontiguousarray(array))

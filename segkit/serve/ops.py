@@ -15,6 +15,8 @@ from segkit import ImageSegmenter, ImageSegmenterResult, effects
 from segkit.serve.images import ApiError
 
 DEFAULT_STRENGTH = {"blur": 15.0, "recolor": 0.8}
+SHOWN_CHARS = 60  # how much of a client's value an error message echoes back
+_MAX_COLOR_CHARS = 64  # longer than any color Pillow names or parses
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def category_list(spec: str | None) -> list[str] | None:
 
 def check_options(options: EffectOptions, labels: Sequence[str]) -> None:
     """The parameters that can be checked before any work is done; ApiError 400 naming the first bad one."""
+    if options.effect == "recolor" and options.strength is not None and not 0.0 <= options.strength <= 1.0:
+        raise ApiError(400, f"strength must lie in [0, 1] for recolor, got {options.strength}")
     try:
         if options.effect == "recolor":
             parse_color(options.color, "color")
@@ -67,14 +71,35 @@ def check_options(options: EffectOptions, labels: Sequence[str]) -> None:
         raise ApiError(400, str(e)) from None
     lowered = [label.lower() for label in labels]
     for item in category_list(options.categories) or ():
-        if not (item.isdigit() and int(item) < max(len(labels), 1)) and item.lower() not in lowered:
-            raise ApiError(400, f"category {item!r} is not a class of this model; its labels: {', '.join(labels)}")
+        if not (is_index(item) and int(item) < max(len(labels), 1)) and item.lower() not in lowered:
+            raise ApiError(400, f"category {shown(item)} is not a class of this model; its labels: {', '.join(labels)}")
+
+
+def is_index(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer in ASCII digits (``str.isdigit`` also accepts '²', which ``int``
+    refuses) of at most 18 digits (``int`` refuses strings of more than 4300 digits; no index here needs 19)."""
+    return len(text) <= 18 and text.isascii() and text.isdigit()
+
+
+def shown(value: str) -> str:
+    """``value`` quoted for an error message, cut to SHOWN_CHARS characters (a client's value can be 60 KB)."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+
+
+def clipped(text: str) -> str:
+    """``text`` (already formatted, e.g. a repr) cut to SHOWN_CHARS characters for an error message."""
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 def parse_color(value: str, name: str) -> tuple[int, int, int]:
     """A color parameter ('#rrggbb', a name, or 'r,g,b') as (r, g, b); ValueError naming the parameter otherwise."""
+    if len(value) > _MAX_COLOR_CHARS:
+        hint = "use '#rrggbb', '#rgb', a name such as 'teal', or r,g,b"
+        raise ValueError(f"{name} {shown(value)} is not a color: {hint}")
     parts = value.split(",")
-    if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+    if len(parts) == 3 and all(is_index(p.strip()) for p in parts):
         return effects.parse_color(tuple(int(p) for p in parts), name)
     return effects.parse_color(value, name)
 

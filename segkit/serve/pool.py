@@ -91,9 +91,16 @@ class ModelWorkers:
         self.workers = workers
         self.in_flight = 0
         self._slots = [_Slot(path, threads, first)] + [_Slot(path, threads) for _ in range(workers - 1)]
-        self._free: asyncio.Queue[_Slot] | None = None
+        self._free: asyncio.Queue[_Slot | None] | None = None  # None: the server is shutting down
+        self.stopping = False
 
-    def _queue(self) -> asyncio.Queue[_Slot]:
+    def stop_waiting(self) -> None:
+        """The server is shutting down: requests waiting for a worker, and any new one, get 503 at once (on the
+        loop); running ones finish."""
+        self.stopping = True
+        self._queue().put_nowait(None)  # each waiter that takes it puts it back for the next one
+
+    def _queue(self) -> asyncio.Queue[_Slot | None]:
         # Created lazily: an asyncio.Queue belongs to the loop that first uses it (uvicorn's, not the creator's).
         if self._free is None:
             self._free = asyncio.Queue()
@@ -104,6 +111,8 @@ class ModelWorkers:
     @contextmanager
     def admit(self) -> Iterator[None]:
         """A place in this model's line, or ApiError 503 + Retry-After when ``workers + queue`` are taken."""
+        if self.stopping:
+            raise ApiError(503, "the server is shutting down", {"Retry-After": RETRY_AFTER_S})
         if self.in_flight >= self.limit:
             raise ApiError(
                 503,
@@ -129,8 +138,12 @@ class ModelWorkers:
             raise ApiError(
                 503, f"no worker of model {self.description.name!r} became free in time", {"Retry-After": "1"}
             ) from None
-        future = loop.run_in_executor(executor, lambda: fn(slot.get()))
-        future.add_done_callback(lambda _: free.put_nowait(slot))
+        if slot is None:
+            free.put_nowait(None)
+            raise ApiError(503, "the server is shutting down", {"Retry-After": RETRY_AFTER_S})
+        taken = slot  # for the lambdas (mypy does not narrow ``slot`` inside them)
+        future = loop.run_in_executor(executor, lambda: fn(taken.get()))
+        future.add_done_callback(lambda _: free.put_nowait(taken))
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -169,12 +182,18 @@ class Pool:
         self.executor = ThreadPoolExecutor(max_workers=workers * len(self.models), thread_name_prefix="segkit-serve")
         self._lock = threading.Lock()
 
+    def stop_waiting(self) -> None:
+        """Shutting down: every model's waiting and new requests get 503 (call on the event loop)."""
+        for workers in self.models.values():
+            workers.stop_waiting()
+
     def get(self, name: str) -> ModelWorkers:
         """The workers of model ``name``; ApiError 404 listing the served models otherwise."""
         try:
             return self.models[name]
         except KeyError:
-            raise ApiError(404, f"model {name!r} is not served here; served models: {', '.join(self.models)}") from None
+            served = ", ".join(self.models)
+            raise ApiError(404, f"model {ops.shown(name)} is not served here; served models: {served}") from None
 
     def close(self) -> None:
         """Waits for running calls, then frees every segmenter."""

@@ -289,3 +289,10 @@ def test_failures_name_the_input_unless_their_message_is_about_it(capsys: pytest
         "segkit: error: b.jpg: would write the same output as b.jpg",
         "segkit: error: cannot read image c d.jpg: truncated",
     ]
+
+
+def test_no_progress_bar_is_drawn_into_a_log(photos: Path, tmp_path: Path) -> None:
+    """With stderr a file or a pipe (a log, CI), the bar's redraws stay out of it: only the summary line is there."""
+    done = run("blur", photos, "--out", f"{tmp_path / 'out'}/")
+    assert done.code == 0 and "4 done" in done.err
+    assert "\r" not in done.err and "image/s" not in done.err and "it/s" not in done.err
