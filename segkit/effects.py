@@ -277,8 +277,9 @@ def _checked_float(plane: np.ndarray, name: str) -> np.ndarray:
 
 
 def _is_index(text: str) -> bool:
-    """Whether ``text`` is a non-negative decimal integer in ASCII digits (``str.isdigit`` also accepts '²')."""
-    return text.isascii() and text.isdigit()
+    """Whether ``text`` is a non-negative decimal integer in ASCII digits (``str.isdigit`` also accepts '²') of at
+    most 18 digits (``int`` refuses strings of over 4300; no category index needs 19)."""
+    return len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 def _category_indices(categories: CategorySpec | None, labels: Sequence[str] | None, count: int | None) -> list[int]:

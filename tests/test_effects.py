@@ -468,9 +468,10 @@ def test_a_model_without_labels_takes_channel_indices() -> None:
     assert (effects.subject_mask(result, labels=[]) == default).all()
 
 
-@pytest.mark.parametrize("spec", ["\u00b2", "\u2460", ["1", "\u00b2"]])
+@pytest.mark.parametrize("spec", ["\u00b2", "\u2460", ["1", "\u00b2"], "7" * 5000])
 def test_categories_that_only_look_like_digits_are_names(spec: str | list[str]) -> None:
-    """'²' and '①' pass ``str.isdigit`` but are not integers: they are looked up as names (and not found)."""
+    """'²' and '①' pass ``str.isdigit`` but are not integers, and ``int`` refuses 5000 digits: they are looked up as
+    names (and not found)."""
     mask = np.zeros((3, 20, 20), np.float32)
     result = ImageSegmenterResult(confidence_masks=[Image(ImageFormat.VEC32F1, m[:, :, None]) for m in mask])
     with pytest.raises(ValueError, match=r"is a name|is not a label"):
