@@ -211,8 +211,9 @@ class Image:
             with PILImage.open(path) as pil:
                 width, height = pil.size
                 check_pixels(width, height, what="the image")
+                file_format = pil.format
                 pil = ImageOps.exif_transpose(pil)
-                return from_pil(pil)
+                return _as_stb_loads(pil, file_format)
         except Exception as exc:  # Pillow's decoders raise nearly anything on corrupt data; all mean the same here
             reason = str(exc).strip() or "no reason given"
             raise RuntimeError(f"Failed to load image from file: {path} ({type(exc).__name__}: {reason})") from exc
@@ -327,6 +328,18 @@ def from_pil(pil: Any) -> Image:
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in pil.info):
         return Image._borrow(ImageFormat.SRGBA, np.asarray(pil.convert("RGBA")))
     return Image._borrow(ImageFormat.SRGB, np.asarray(pil.convert("RGB")))
+
+
+def _as_stb_loads(pil: Any, file_format: str | None) -> Image:
+    """A decoded file as MediaPipe's ``create_from_file`` (stb_image) gives it, where that differs from
+    :func:`from_pil`: a 16-bit gray PNG as GRAY8 (the high byte, as stb_image keeps it), a GIF as SRGBA (stb_image
+    always reads GIFs with 4 channels)."""
+    if file_format == "PNG" and (pil.mode == "I" or pil.mode.startswith("I;16")):
+        high = np.asarray(pil).astype(np.uint16) >> 8  # a 16-bit file holds 0..65535
+        return Image._borrow(ImageFormat.GRAY8, high.astype(np.uint8))
+    if file_format == "GIF":
+        return Image._borrow(ImageFormat.SRGBA, np.asarray(pil.convert("RGBA")))
+    return from_pil(pil)
 
 
 # What the segmenter and the effects accept (a PIL image is converted; PIL itself is imported only when used).

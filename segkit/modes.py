@@ -22,6 +22,7 @@ __all__ = [
     "WorkerStats",
     "check_callback",
     "check_mode",
+    "mode_key",
     "mode_name",
 ]
 
@@ -37,7 +38,7 @@ ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
 
-def _mode_key(mode: Any) -> str:
+def mode_key(mode: Any) -> str:
     """The string value of a running mode given as an enum member (any enum with these values) or a string."""
     key = mode.value if isinstance(mode, enum.Enum) else mode
     if not isinstance(key, str) or key not in _MODE_NAMES:
@@ -47,12 +48,12 @@ def _mode_key(mode: Any) -> str:
 
 def mode_name(mode: Any) -> str:
     """MediaPipe's display name of a running mode: 'image mode', 'video mode' or 'live stream mode'."""
-    return _MODE_NAMES[_mode_key(mode)]
+    return _MODE_NAMES[mode_key(mode)]
 
 
 def check_callback(running_mode: Any, result_callback: Callable[..., Any] | None) -> None:
     """Raise MediaPipe's ValueError when the callback does not fit the mode (truthiness, as MediaPipe tests it)."""
-    if _mode_key(running_mode) == "LIVE_STREAM":
+    if mode_key(running_mode) == "LIVE_STREAM":
         if not result_callback:
             raise ValueError("The vision task is in live stream mode, a user-defined result callback must be provided.")
     elif result_callback:
@@ -63,7 +64,7 @@ def check_callback(running_mode: Any, result_callback: Callable[..., Any] | None
 
 def check_mode(expected: Any, actual: Any) -> None:
     """Raise MediaPipe's ValueError when a method for mode ``expected`` is called on a task in mode ``actual``."""
-    if _mode_key(expected) != _mode_key(actual):
+    if mode_key(expected) != mode_key(actual):
         raise ValueError(
             f"Task is not initialized with the {mode_name(expected)}. Current running mode:{mode_name(actual)}"
         )

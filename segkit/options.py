@@ -16,15 +16,18 @@ if TYPE_CHECKING:
     from segkit.result import ImageSegmenterResult
 
 
-class RunningMode(enum.Enum):
-    """How the segmenter is fed: still images, decoded video frames, or a live feed with a callback."""
+class VisionTaskRunningMode(enum.Enum):
+    """How the segmenter is fed: still images, decoded video frames, or a live feed with a callback.
+
+    MediaPipe's name (so ``str(mode)`` reads ``VisionTaskRunningMode.VIDEO`` as there); ``RunningMode`` is the
+    alias both MediaPipe's ``vision`` module and segkit use in code."""
 
     IMAGE = "IMAGE"
     VIDEO = "VIDEO"
     LIVE_STREAM = "LIVE_STREAM"
 
 
-VisionTaskRunningMode = RunningMode
+RunningMode = VisionTaskRunningMode
 
 
 @dataclasses.dataclass
@@ -58,6 +61,28 @@ class RectF:
     top: float
     bottom: float
     right: float
+
+
+@dataclasses.dataclass
+class Rect:
+    """A rectangle in pixels (MediaPipe's ``containers.rect.Rect``; the segmenter itself takes no region)."""
+
+    left: int
+    top: int
+    bottom: int
+    right: int
+
+
+@dataclasses.dataclass
+class NormalizedRect:
+    """A rotated rectangle in normalized coordinates (MediaPipe's ``containers.rect.NormalizedRect``)."""
+
+    x_center: float
+    y_center: float
+    width: float
+    height: float
+    rotation: float = 0.0
+    rect_id: int | None = None
 
 
 @dataclasses.dataclass

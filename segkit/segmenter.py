@@ -8,6 +8,7 @@ math lives in the stages.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -212,6 +213,14 @@ class ImageSegmenter:
             raise ValueError("At least one of `output_confidence_masks` and `output_category_mask` must be set.")
         self._closed = True
         self._released = True
+        # A copy, as MediaPipe takes its options into the graph at creation: changing the caller's object afterwards
+        # (one options object reused for a second segmenter) must not change this one. The running mode becomes
+        # segkit's enum whatever form it came in (a string, MediaPipe's own enum).
+        options = dataclasses.replace(
+            options,
+            base_options=dataclasses.replace(options.base_options),
+            running_mode=RunningMode(modes.mode_key(options.running_mode)),
+        )
         self._options = options
         content = _load_model(options.base_options)
         try:

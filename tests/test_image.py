@@ -144,10 +144,14 @@ def test_float_tiff_keeps_its_values(tmp_path: Path) -> None:
 
 
 def test_sixteen_bit_gray(tmp_path: Path) -> None:
+    """A 16-bit gray TIFF (which MediaPipe's stb_image cannot read) keeps its 16 bits; a PNG gives MediaPipe's GRAY8."""
     values = (np.arange(24 * 32, dtype=np.uint16) * 85).reshape(24, 32)
-    image = Image.create_from_file(_saved(tmp_path, PILImage.fromarray(values), "g16.png"))
+    image = Image.create_from_file(_saved(tmp_path, PILImage.fromarray(values), "g16.tif"))
     assert image.image_format == ImageFormat.GRAY16
     np.testing.assert_array_equal(image.numpy_view()[:, :, 0], values)
+    png = Image.create_from_file(_saved(tmp_path, PILImage.fromarray(values), "g16.png"))
+    assert png.image_format == ImageFormat.GRAY8
+    np.testing.assert_array_equal(png.numpy_view()[:, :, 0], values >> 8)
 
 
 def test_thirty_two_bit_integers(tmp_path: Path) -> None:
@@ -188,3 +192,23 @@ def test_bilevel_is_gray(tmp_path: Path) -> None:
 def test_lab_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported image mode LAB"):
         image_module.from_pil(PILImage.new("LAB", (2, 2)))
+
+
+def test_files_load_as_mediapipe_loads_them(tmp_path: Path) -> None:
+    """A 16-bit gray PNG is GRAY8 (stb_image keeps the high byte; it was GRAY16) and a GIF is SRGBA (stb_image reads
+    GIFs with 4 channels; it was SRGB): the real mediapipe's ``create_from_file`` gives the same format and bytes."""
+    from mediapipe.tasks.python.vision.core.image import Image as MpImage
+
+    ramp = (np.arange(37 * 53, dtype=np.uint32).reshape(37, 53) * 33).astype(np.uint16)
+    PILImage.fromarray(ramp).save(tmp_path / "gray16.png")
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), np.uint8)
+    PILImage.fromarray(rgb).save(tmp_path / "plain.gif")
+    PILImage.fromarray(rgb).convert("P").save(tmp_path / "keyed.gif", transparency=0)
+    expected = {"gray16.png": ImageFormat.GRAY8, "plain.gif": ImageFormat.SRGBA, "keyed.gif": ImageFormat.SRGBA}
+    for name, image_format in expected.items():
+        ours = Image.create_from_file(tmp_path / name)
+        theirs = MpImage.create_from_file(str(tmp_path / name))
+        assert ours.image_format == image_format and int(theirs.image_format) == int(image_format.value), name
+        assert ours.numpy_view().dtype == np.uint8
+        assert np.array_equal(ours.numpy_view(), theirs.numpy_view()), name
+    assert (Image.create_from_file(tmp_path / "gray16.png").numpy_view()[:, :, 0] == ramp >> 8).all()

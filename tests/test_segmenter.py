@@ -319,6 +319,45 @@ def test_uint8_probe_model_without_metadata_works() -> None:
     assert np.array_equal(np.concatenate([m.numpy_view() for m in masks], axis=2), pixels.astype(np.float32))
 
 
+def test_options_are_taken_at_creation() -> None:
+    """One options object reused for a second segmenter (MediaPipe's sample notebook does it): changing it afterwards
+    leaves the first one as it was created, as in MediaPipe, which copies the options into its graph."""
+    options = ImageSegmenterOptions(BaseOptions(model_asset_path=str(model_path("selfie_segmenter.tflite"))))
+    pixels = load_rgb("astronaut.png")
+    with ImageSegmenter.create_from_options(options) as first:
+        options.output_category_mask, options.output_confidence_masks = True, False
+        options.base_options.model_asset_path = str(model_path("hair_segmenter.tflite"))
+        with ImageSegmenter.create_from_options(options) as second:
+            one, two = first.segment(pixels), second.segment(pixels)
+            assert len(first.labels) == 1 and len(second.labels) == 2  # selfie, then hair
+    assert one.category_mask is None and one.confidence_masks is not None and len(one.confidence_masks) == 1
+    assert two.category_mask is not None and two.confidence_masks is None
+
+
+@pytest.mark.parametrize("mode", ["VIDEO", "LIVE_STREAM", "IMAGE"])
+def test_a_running_mode_given_as_its_name_works_in_that_mode(mode: str) -> None:
+    """'VIDEO' passed the checks but built no timestamp guard, so the first frame failed a bare assert."""
+    results: list[int] = []
+    callback = (lambda result, image, ts: results.append(ts)) if mode == "LIVE_STREAM" else None
+    options = ImageSegmenterOptions(
+        BaseOptions(model_asset_path=str(model_path("selfie_segmenter.tflite"))), running_mode=mode,  # type: ignore[arg-type]
+        result_callback=callback,
+    )  # fmt: skip
+    pixels = np.zeros((32, 48, 3), np.uint8)
+    with ImageSegmenter.create_from_options(options) as segmenter:
+        if mode == "VIDEO":
+            segmenter.segment_for_video(pixels, 0)
+            with pytest.raises(ValueError, match="monotonically increasing"):
+                segmenter.segment_for_video(pixels, 0)
+        elif mode == "LIVE_STREAM":
+            segmenter.segment_async(pixels, 0)
+        else:
+            segmenter.segment(pixels)
+            with pytest.raises(ValueError, match="not initialized with the video mode"):
+                segmenter.segment_for_video(pixels, 0)
+    assert results == ([0] if mode == "LIVE_STREAM" else [])
+
+
 def test_mediapipe_style_code_runs_with_one_import_changed() -> None:
     """MediaPipe's documented snippet, with ``import mediapipe as mp`` replaced by ``import segkit as mp``."""
     import segkit as mp

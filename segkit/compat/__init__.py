@@ -14,7 +14,11 @@ import importlib.machinery
 import sys
 from types import ModuleType
 
-__all__ = ["MODULES", "install", "installed", "uninstall"]
+__all__ = ["MEDIAPIPE_VERSION", "MODULES", "install", "installed", "uninstall"]
+
+MEDIAPIPE_VERSION = "1.2.2"
+"""The MediaPipe release whose API and masks segkit reproduces: ``mediapipe.__version__`` under the shim, so that
+version checks (``>= 0.10``: the Tasks API) take the branch that fits."""
 
 # MediaPipe module -> the segkit module that stands in for it (names only: segkit's one public API)
 MODULES: dict[str, str] = {
@@ -71,9 +75,11 @@ class _AliasLoader(importlib.abc.Loader):
         names = {k: v for k, v in vars(source).items() if not k.startswith("_")}
         module.__dict__.update(names)
         module.__doc__ = source.__doc__
-        for special in ("__all__", "__getattr__", "__version__"):
+        for special in ("__all__", "__getattr__", "__version__", "__file__"):
             if special in vars(source):
                 setattr(module, special, vars(source)[special])
+        if module.__name__ == "mediapipe":
+            module.__dict__["__version__"] = MEDIAPIPE_VERSION
 
 
 class MediaPipeFinder(importlib.abc.MetaPathFinder):

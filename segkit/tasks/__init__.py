@@ -5,5 +5,6 @@ Only names; everything is defined in the modules it comes from.
 
 from segkit.options import BaseOptions
 from segkit.tasks import vision
+from segkit.tasks.python import components
 
-__all__ = ["BaseOptions", "vision"]
+__all__ = ["BaseOptions", "components", "vision"]

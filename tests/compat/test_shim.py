@@ -30,7 +30,7 @@ def run(args: list[str], cwd: Path, code: str | None = None) -> subprocess.Compl
 def test_every_mirrored_module_imports_through_the_runner(tmp_path: Path) -> None:
     script = tmp_path / "imports.py"
     script.write_text(
-        "import importlib, segkit\n"
+        "import importlib, segkit, segkit.compat\n"
         f"for name in {sorted(MODULES)!r}:\n"
         "    module = importlib.import_module(name)\n"
         "    assert module.__name__ == name, module\n"
@@ -42,7 +42,7 @@ def test_every_mirrored_module_imports_through_the_runner(tmp_path: Path) -> Non
         "assert legacy is segkit.solutions.selfie_segmentation.SelfieSegmentation\n"
         "from mediapipe.tasks.python.vision.image_segmenter import ImageSegmenterResult\n"
         "assert ImageSegmenterResult is segkit.ImageSegmenterResult\n"
-        "print(mp.__version__ == segkit.__version__)\n"
+        "print(mp.__version__ == segkit.compat.MEDIAPIPE_VERSION and mp.__file__ == segkit.__file__)\n"
     )
     done = run([str(script)], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -83,6 +83,37 @@ def test_runner_sets_argv_path_and_main_and_passes_the_exit_status(tmp_path: Pat
     done = run([str(script), "3", "--flag", "x y"], elsewhere)
     assert done.returncode == 3, done.stderr
     assert done.stdout.strip() == f"__main__ {[str(script), '3', '--flag', 'x y']!r} 42 mediapipe"
+
+
+@pytest.mark.slow
+def test_processes_the_script_starts_get_segkit_too(tmp_path: Path) -> None:
+    """spawn and forkserver workers and Python subprocesses start without the parent's import hook: they got the
+    real mediapipe (installed here). The script's ``__file__`` is absolute and ``mediapipe.__version__`` is the
+    MediaPipe release segkit mirrors, as version checks expect."""
+    (tmp_path / "pool.py").write_text(
+        "import multiprocessing, os, subprocess, sys\n"
+        "import mediapipe\n"
+        "def where(_):\n"
+        "    import mediapipe\n"
+        "    from mediapipe.tasks.python import vision\n"
+        "    return vision.ImageSegmenter.__module__, mediapipe.__version__\n"
+        "if __name__ == '__main__':\n"
+        "    print(os.path.isabs(__file__), mediapipe.__version__, os.path.basename(mediapipe.__file__))\n"
+        "    for method in ('spawn', 'forkserver'):\n"
+        "        with multiprocessing.get_context(method).Pool(1) as pool:\n"
+        "            print(method, *pool.map(where, [0])[0])\n"
+        "    code = 'import mediapipe; print(mediapipe.ImageSegmenter.__module__)'\n"
+        "    child = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)\n"
+        "    print('subprocess', child.stdout.strip())\n"
+    )
+    done = run(["pool.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "True 1.2.2 __init__.py",
+        "spawn segkit.segmenter 1.2.2",
+        "forkserver segkit.segmenter 1.2.2",
+        "subprocess segkit.segmenter",
+    ]
 
 
 def test_runner_runs_a_module_with_dash_m(tmp_path: Path) -> None:
