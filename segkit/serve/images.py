@@ -12,6 +12,9 @@ from PIL import ImageOps, UnidentifiedImageError
 
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 _INPUT_TO_OUTPUT = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
+# The formats an upload may have: raster formats Pillow decodes itself. Not EPS/PS, whose plugin runs Ghostscript
+# on the file (an outside program on untrusted input), nor formats no camera or browser sends.
+INPUT_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "ICO", "PPM", "TGA", "AVIF")
 # The largest width or height each output format can hold (libjpeg's 65500, libwebp's 16383; PNG's is 2**31 - 1).
 MAX_SIDE = {"jpeg": 65500, "webp": 16383}
 # Where an empty upload was expected to come from, by its name.
@@ -50,7 +53,7 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
         where = _EXPECTED_AT.get(name, f"as multipart field {name!r}")
         raise ApiError(400, f"{name} is empty: send the image bytes {where}")
     try:
-        with PILImage.open(io.BytesIO(data)) as im:
+        with PILImage.open(io.BytesIO(data), formats=_available(INPUT_FORMATS)) as im:
             width, height = im.size
             if width * height > max_pixels:
                 raise ApiError(413, f"{name} is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
@@ -64,7 +67,8 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
             else:
                 pixels = np.ascontiguousarray(np.asarray(upright.convert("RGB")))
     except UnidentifiedImageError:
-        raise ApiError(400, f"{name} is not an image format Pillow recognizes") from None
+        accepted = ", ".join(_available(INPUT_FORMATS))
+        raise ApiError(400, f"{name} is not an image in an accepted format ({accepted})") from None
     except PILImage.DecompressionBombError as e:
         raise ApiError(413, f"{name} is a decompression bomb: {e}") from None
     except ApiError:
@@ -72,6 +76,12 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
     except Exception as e:  # Pillow's plugins raise many types on corrupt files (struct.error, IndexError, ...)
         raise ApiError(400, f"{name} cannot be decoded: {type(e).__name__}: {e}") from None
     return Decoded(pixels, source)
+
+
+def _available(formats: tuple[str, ...]) -> tuple[str, ...]:
+    """The formats this Pillow build can open (AVIF, for one, depends on how it was built)."""
+    PILImage.init()
+    return tuple(f for f in formats if f in PILImage.OPEN)
 
 
 def _gray16_to_rgb(image: PILImage.Image, name: str) -> np.ndarray:

@@ -48,6 +48,24 @@ def test_16_bit_and_32_bit_gray_are_scaled_to_8_bits_not_clipped():
         assert caught.value.status == 400 and "0..65535" in caught.value.message
 
 
+def test_postscript_uploads_never_reach_ghostscript(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's EPS plugin runs Ghostscript on the file: an upload in a format outside the allow-list is refused
+    before any plugin but the identifying ones sees it (the fuzz run found EPS reaching that plugin)."""
+    from PIL import EpsImagePlugin
+
+    from segkit.serve.images import ApiError, decode_image
+
+    calls: list[object] = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *args, **kwargs: calls.append(args))
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (8, 8), "red").save(buffer, format="EPS")
+    with pytest.raises(ApiError) as caught:
+        decode_image(buffer.getvalue(), 10**6)
+    assert caught.value.status == 400 and "accepted format" in caught.value.message and "PNG" in caught.value.message
+    assert calls == []
+    assert decode_image(encode(np.zeros((4, 4, 3), np.uint8)), 10**6).pixels.shape == (4, 4, 3)
+
+
 def test_output_size_limits_are_also_checked_when_encoding():
     from segkit.serve.images import ApiError, encode_image
 
