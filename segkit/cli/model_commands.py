@@ -12,10 +12,11 @@ def list_models() -> int:
     """Prints the registry: name, local file (or 'not cached') and description."""
     from segkit import models
 
+    width = max(len(name) for name in models.names()) + 2  # the longest name still leaves a gap
     for name in models.names():
         local = models.cached(name)
         where = str(local) if local is not None else f"not cached (segkit download {name})"
-        print(f"{name:28} {where}\n{'':28} {models.info(name).description}")
+        print(f"{name:{width}}{where}\n{'':{width}}{models.info(name).description}")
     return 0
 
 

@@ -78,6 +78,9 @@ def test_models_lists_the_registry_and_local_files() -> None:
     text = done.out.decode()
     assert str(model_dir() / "selfie_segmenter.tflite") in text
     assert "not cached (segkit download selfie_multiclass_256x256)" in text
+    lines = text.splitlines()
+    starts = {line.index(where) for line in lines[::2] for where in (line.split()[1],)}  # the second column
+    assert len(starts) == 1 and all(line[: min(starts)].strip() == "" for line in lines[1::2])  # one column for all
 
 
 @pytest.mark.slow
