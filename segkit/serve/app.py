@@ -577,6 +577,7 @@ def create_app(config: ServeConfig, pool: Pool | None = None) -> FastAPI:
                 config.max_pixels,
                 params.quality,
                 asyncio.get_running_loop(),
+                workers.normalization,
             )
             session.post_text(
                 {"type": "ready", "model": workers.description.name, "effect": params.effect, "labels": names}

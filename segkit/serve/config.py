@@ -68,10 +68,13 @@ class ServeConfig:
 
 
 def local_models() -> tuple[str, ...]:
-    """Every registered model already on this machine (the default: nothing is downloaded at start-up)."""
+    """Every registered model already on this machine (the default: nothing is downloaded at start-up), except the
+    legacy solution models: they are the current selfie models' weights without metadata (``--models`` serves them)."""
     from segkit import models
 
-    return tuple(name for name in models.names() if models.cached(name) is not None)
+    return tuple(
+        name for name in models.names() if models.info(name).normalization is None and models.cached(name) is not None
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,6 +107,7 @@ class LiveSession:
         max_pixels: int,
         quality: int,
         loop: asyncio.AbstractEventLoop,
+        normalization: tuple[float, float] | None = None,
     ) -> None:
         self.options = options
         self.max_pixels = max_pixels
@@ -128,7 +129,7 @@ class LiveSession:
         self._segmenter_failed = 0  # the segmenter's failed frames already counted here
         self._format = "png" if options.effect in ("mask", "cutout") else "jpeg"
         self.segmenter: ImageSegmenter = new_segmenter(
-            path, threads, running_mode=RunningMode.LIVE_STREAM, result_callback=self._on_result
+            path, threads, normalization, running_mode=RunningMode.LIVE_STREAM, result_callback=self._on_result
         )
 
     def stats(self) -> dict[str, int]:

@@ -45,13 +45,17 @@ def resolve_model(name: str) -> Path:
     return models.resolve(name)
 
 
-def new_segmenter(path: Path, threads: int, **options: object) -> ImageSegmenter:
-    """A segmenter for the model at ``path`` with both masks (the category mask feeds the legend)."""
+def new_segmenter(
+    path: Path, threads: int, normalization: tuple[float, float] | None = None, **options: object
+) -> ImageSegmenter:
+    """A segmenter for the model at ``path`` with both masks (the category mask feeds the legend); ``normalization``
+    for a model whose file lacks it (the registry's legacy entries)."""
     return ImageSegmenter.create_from_options(
         ImageSegmenterOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             output_category_mask=True,
             num_threads=threads,
+            normalization=normalization,
             **options,  # type: ignore[arg-type]
         )
     )
@@ -60,22 +64,38 @@ def new_segmenter(path: Path, threads: int, **options: object) -> ImageSegmenter
 class _Slot:
     """One worker's segmenter, created on first use on the worker thread."""
 
-    def __init__(self, path: Path, threads: int, segmenter: ImageSegmenter | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        threads: int,
+        normalization: tuple[float, float] | None,
+        segmenter: ImageSegmenter | None = None,
+    ) -> None:
         self._path = path
         self._threads = threads
+        self._normalization = normalization
         self.segmenter = segmenter
 
     def get(self) -> ImageSegmenter:
         if self.segmenter is None:
-            self.segmenter = new_segmenter(self._path, self._threads)
+            self.segmenter = new_segmenter(self._path, self._threads, self._normalization)
         return self.segmenter
 
 
 class ModelWorkers:
     """One model's slots and its admission counter (touched only on the event loop)."""
 
-    def __init__(self, name: str, path: Path, workers: int, queue: int, threads: int) -> None:
-        first = new_segmenter(path, threads)
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        workers: int,
+        queue: int,
+        threads: int,
+        normalization: tuple[float, float] | None = None,
+    ) -> None:
+        self.normalization = normalization  # for the live sessions' own segmenters
+        first = new_segmenter(path, threads, normalization)
         shape = first.model_info.inputs[0].shape
         self.description = ModelDescription(
             name=name,
@@ -90,7 +110,8 @@ class ModelWorkers:
         self.limit = workers + queue
         self.workers = workers
         self.in_flight = 0
-        self._slots = [_Slot(path, threads, first)] + [_Slot(path, threads) for _ in range(workers - 1)]
+        self._slots = [_Slot(path, threads, normalization, first)]
+        self._slots += [_Slot(path, threads, normalization) for _ in range(workers - 1)]
         self._free: asyncio.Queue[_Slot | None] | None = None  # None: the server is shutting down
         self.stopping = False
 
@@ -166,9 +187,11 @@ class Pool:
         try:
             for name in names or local_models():
                 path = resolve_model(name)
-                key = path.stem if path.suffix == ".tflite" and name not in models.names() else name
+                registered = name in models.names() and not Path(name).is_file()  # a file wins, as in resolve
+                key = name if registered or path.suffix != ".tflite" else path.stem
+                normalization = models.info(name).normalization if registered else None
                 try:
-                    self.models[key] = ModelWorkers(key, path, workers, queue, threads)
+                    self.models[key] = ModelWorkers(key, path, workers, queue, threads, normalization)
                 except Exception as e:  # a default model this segmenter cannot run (e.g. a legacy solution model)
                     if names:
                         raise

@@ -274,3 +274,23 @@ def test_sigterm_answers_waiting_requests_503_lets_the_running_one_finish_and_ex
         assert "Traceback" not in log and "CancelledError" not in log, log
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_legacy_models_are_served_when_named_with_the_registrys_normalization(tmp_path, astronaut_png: bytes):
+    """`--models selfie_segmentation` failed to start ("requires NormalizationOptions"); with the registry's (mean,
+    std) its masks are selfie_segmenter's (the same weights). A default start leaves the legacy models out."""
+    from segkit.serve.config import local_models
+
+    assert "selfie_segmentation" not in local_models() and "selfie_segmenter" in local_models()
+    server = ServerProcess(
+        ["--models", "selfie_segmentation,selfie_segmenter", "--workers", "1", "--threads", "1"], tmp_path / "log"
+    )
+    try:
+        legacy = post(server, "/v1/segment?model=selfie_segmentation", astronaut_png)
+        current = post(server, "/v1/segment?model=selfie_segmenter", astronaut_png)
+    finally:
+        assert server.stop() == 0
+    assert legacy.status_code == 200 and current.status_code == 200, legacy.text
+    assert legacy.headers["X-Segkit-Model"] == "selfie_segmentation"
+    np.testing.assert_array_equal(decode(legacy.content), decode(current.content))
