@@ -79,7 +79,8 @@ class Segment:
 
     The images are read from ``image_column``: uint8 (H, W, 3) arrays, in one (N, H, W, 3) array or an object
     array of differently sized ones, as ``read_images(..., mode="RGB")`` gives them; gray (H, W) images are
-    replicated to RGB and RGBA images lose their alpha. Every input column is passed through.
+    replicated to RGB; RGBA images are segmented on their RGB, and a cutout keeps their alpha (as the command line
+    does). Every input column is passed through.
     """
 
     def __init__(
@@ -146,14 +147,15 @@ def _assigned_cpus() -> int | None:
 
 
 def _rgb(image: Any, row: int) -> np.ndarray:
-    """One image of a batch as uint8 (H, W, 3); ValueError naming the row and the shape for anything else."""
+    """One image of a batch as uint8 (H, W, 3), or (H, W, 4) as given (``Worker.process_array`` segments its RGB and
+    a cutout keeps its alpha); ValueError naming the row and the shape for anything else."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise ValueError(f"image {row} must be uint8, got {array.dtype} (read_images gives uint8)")
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim == 3 and array.shape[2] in (3, 4):
-        return array if array.shape[2] == 3 else np.ascontiguousarray(array[:, :, :3])
+        return array
     raise ValueError(f"image {row} has shape {array.shape}, not (H, W, 3): read the images with mode='RGB'")
 
 

@@ -332,7 +332,7 @@ def test_run_files_stops_with_setup_error_when_the_model_cannot_load(
 # --- Segment called directly, as Ray calls it (no cluster needed) -------------------------------------------------
 
 
-def test_a_batch_of_gray_and_rgba_images_is_read_as_rgb() -> None:
+def test_a_batch_of_gray_and_rgba_images_is_read_as_rgb_and_a_cutout_keeps_the_alpha() -> None:
     with PILImage.open(data_file("astronaut.png")) as im:
         rgb = np.asarray(im.convert("RGB").resize((160, 120)))
     gray = np.asarray(PILImage.fromarray(rgb).convert("L"))
@@ -344,7 +344,10 @@ def test_a_batch_of_gray_and_rgba_images_is_read_as_rgb() -> None:
     assert list(out["id"]) == [10, 11, 12]
     outputs = out["output"]
     assert outputs.shape == (3, 120, 160, 4)  # cutout: RGBA; same sizes are stacked
-    assert np.array_equal(outputs[0], outputs[2])  # the RGBA input's alpha is dropped
+    expected_alpha = (outputs[0][:, :, 3].astype(np.uint16) * 7 + 127) // 255  # the input's alpha times the subject's
+    assert np.array_equal(outputs[2][:, :, 3], expected_alpha)  # as `segkit cutout` keeps a PNG's alpha
+    blur = Segment("selfie_segmenter", "blur", num_threads=1)
+    assert np.array_equal(blur({"image": rgba[None]})["output"][0], blur({"image": rgb[None]})["output"][0])
     gray_rgb = np.repeat(gray[:, :, None], 3, axis=2)
     assert np.array_equal(outputs[1], segment({"image": gray_rgb[None]})["output"][0])
 
