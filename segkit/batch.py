@@ -39,7 +39,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
 import numpy as np
 
@@ -168,6 +168,13 @@ class Task:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str (a color such as '#00b140' or an image file), got {value!r}")
+        if self.refine not in get_args(Refine):
+            raise ValueError(f"refine must be one of {', '.join(get_args(Refine))}, got {self.refine!r}")
+        radius = self.refine_radius
+        if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 256:
+            raise ValueError(f"refine_radius must be an int in 0..256 (pixels), got {radius!r}")
+        if self.smooth is not None and not 0 < self.smooth <= 1:
+            raise ValueError(f"smooth must be None or a weight in (0, 1], got {self.smooth!r}")
         if self.command == "segment" and not self.masks:
             raise ValueError("a segment task needs at least one mask output")
         if self.command == "replace" and not self.background:
@@ -190,10 +197,23 @@ class Task:
 
 @dataclass(frozen=True)
 class FileJob:
-    """One input file and every file it writes (``segment``: one per ``Task.masks``, in order; effects: one)."""
+    """One input file and every file it writes (``segment``: one per ``Task.masks``, in order; effects: one).
+
+    Paths may be given as ``str`` or any path-like, and one target alone; they are kept as ``Path`` objects. No
+    targets: the caller takes the output itself (``Worker.process_array``; the command line's standard output).
+    """
 
     source: Path
     targets: tuple[Path, ...]
+
+    def __post_init__(self) -> None:
+        targets: object = self.targets
+        if isinstance(targets, (str, os.PathLike)):
+            targets = (targets,)
+        if not isinstance(targets, (tuple, list)):
+            raise TypeError(f"FileJob targets must be a tuple of paths, got {self.targets!r}")
+        object.__setattr__(self, "source", Path(self.source))
+        object.__setattr__(self, "targets", tuple(Path(t) for t in targets))
 
 
 @dataclass(frozen=True)

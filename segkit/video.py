@@ -68,6 +68,7 @@ _CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".avi": "avi"
 _DEFAULT_CODECS = {".webm": ("libvpx-vp9", "libvpx"), ".avi": ("libx264", "mpeg4")}
 _FALLBACK_CODECS = ("libx264", "h264", "mpeg4")
 _POLL_S = 0.1
+_DURATION_SHARE = 0.9  # a source without a frame count must decode to this share of its declared duration
 
 
 class MissingDependencyError(ImportError):
@@ -143,6 +144,25 @@ def _import_av() -> ModuleType:
     return av
 
 
+def _output_time_base(rate: Fraction) -> Fraction:
+    """The output's time base: ticks of about 4 ms, a whole fraction of a frame, so that a variable frame rate keeps
+    its timing and a constant one whose source times are rounded to the ms (Matroska) lands exactly on its grid."""
+    return Fraction(1) / (rate * max(1, int(250 / rate)))
+
+
+def _declared_seconds(stream: Any) -> float | None:
+    """How long the video stream says it is (its own duration, or Matroska's per-stream DURATION tag), for files
+    whose header has no frame count; None when it does not say (the container's duration may be the audio's)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")
+    if isinstance(tag, str):
+        hours, minutes, seconds = [*tag.split(":"), "", "", ""][:3]
+        with contextlib.suppress(ValueError):
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return None
+
+
 def _pick_codec(av: ModuleType, suffix: str, wanted: str | None) -> str:
     """The encoder to use: ``wanted`` if this PyAV build has it, else the container's default."""
     candidates = (wanted,) if wanted else _DEFAULT_CODECS.get(suffix, _FALLBACK_CODECS)
@@ -157,11 +177,14 @@ def _pick_codec(av: ModuleType, suffix: str, wanted: str | None) -> str:
     raise VideoError(f"this PyAV build has no encoder for {suffix or 'this'} video (tried {', '.join(candidates)})")
 
 
-def _encoder_options(codec: str, options: VideoOptions) -> dict[str, str]:
-    """FFmpeg private options for the codec from ``options`` (x264/x265: preset + crf; VP9: realtime + crf)."""
+def _encoder_options(codec: str, options: VideoOptions, suffix: str = ".mp4") -> dict[str, str]:
+    """FFmpeg private options for the codec from ``options`` (x264/x265: preset + crf; VP9: realtime + crf); no
+    B-frames in AVI, which cannot store frames out of order (its timestamps came out scrambled)."""
     chosen: dict[str, str] = {}
     if codec.startswith(("libx264", "libx265")):
         chosen = {"preset": options.preset, "crf": str(options.crf)}
+        if suffix == ".avi":
+            chosen["bf"] = "0"
     elif codec.startswith("libvpx"):
         chosen = {"deadline": "realtime", "cpu-used": "8", "crf": str(options.crf), "b": "0"}
     elif codec == "mpeg4":
@@ -301,9 +324,12 @@ def transcode(
         video_in = container.streams.video[0]
         video_in.thread_type = "AUTO"
         audio_in = container.streams.audio[0] if opts.copy_audio and container.streams.audio else None
+        if video_in.codec_context is None or not video_in.codec_context.width or not video_in.codec_context.height:
+            raise VideoError(f"cannot decode video {source}: its video stream header is damaged (no decoder, no size)")
         rate = Fraction(video_in.average_rate or video_in.guessed_rate or 30)
         width, height = int(video_in.codec_context.width), int(video_in.codec_context.height)
         expected = int(video_in.frames) or None
+        declared = _declared_seconds(video_in)
         suffix = target.suffix.lower()
         codec = _pick_codec(av, suffix, opts.codec)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -313,7 +339,8 @@ def transcode(
         partial = target.with_name(f"{temporary_prefix(target)}.{uuid.uuid4().hex[:12]}.partial{target.suffix}")
         try:
             with av.open(str(partial), "w", format=_CONTAINER_FORMATS.get(suffix)) as sink:
-                video_out = sink.add_stream(codec, rate=rate, options=_encoder_options(codec, opts))
+                video_out = sink.add_stream(codec, rate=rate, options=_encoder_options(codec, opts, suffix))
+                video_out.codec_context.time_base = _output_time_base(rate)
                 video_out.width, video_out.height = width, height
                 odd = width % 2 or height % 2
                 video_out.pix_fmt = opts.pix_fmt or ("yuv444p" if odd and codec.startswith("libx264") else "yuv420p")
@@ -324,13 +351,18 @@ def transcode(
                 if audio_in is not None:
                     with contextlib.suppress(av.FFmpegError, ValueError):
                         audio_out = sink.add_stream_from_template(audio_in)
-                count = _run_pipeline(
+                count, span = _run_pipeline(
                     av, container, sink, video_in, audio_in if audio_out is not None else None, video_out, audio_out,
                     rate, (width, height), source, (process, finish), opts.queue_size, expected, progress,
                 )  # fmt: skip
             if expected is not None and count < expected:
                 raise VideoError(
                     f"cannot decode video {source}: decoded {count} of the {expected} frames its header promises"
+                )
+            if expected is None and declared is not None and count and span < declared * _DURATION_SHARE:
+                raise VideoError(
+                    f"cannot decode video {source}: decoded {count} frames ({span:.2f} s) of the {declared:.2f} s its "
+                    "header promises"
                 )
             if count == 0:
                 raise VideoError(f"cannot decode video {source}: no frames decoded")
@@ -346,15 +378,16 @@ def _run_pipeline(
     av: ModuleType, container: Any, sink: Any, video_in: Any, audio_in: Any, video_out: Any, audio_out: Any,
     rate: Fraction, size: tuple[int, int], source: Path, stages: _Stages, queue_size: int,
     expected: int | None, progress: Progress | None,
-) -> int:  # fmt: skip
+) -> tuple[int, float]:  # fmt: skip
     """Runs decode (helper thread) -> [process (helper thread) ->] process or finish (this thread) -> encode + mux
-    (helper thread); returns frames written."""
+    (helper thread); returns the frames written and the seconds they span (first frame's start to last one's end,
+    one frame at the average rate)."""
     process, finish = stages
     stop = threading.Event()
     decoded: _Pipe = _Pipe(queue_size, stop)
     analyzed: _Pipe = _Pipe(queue_size, stop) if finish is not None else decoded
     processed: _Pipe = _Pipe(queue_size, stop)
-    time_base = Fraction(1) / rate
+    time_base = _output_time_base(rate)
     width, height = size
     counts = {"decoded": 0}
 
@@ -391,13 +424,16 @@ def _run_pipeline(
                 break
 
     def encode() -> None:
+        last_pts = -1
         while True:
             item = processed.get()
             if item is _END:
                 break
             if isinstance(item, _Frame):
                 frame = av.VideoFrame.from_ndarray(item.pixels, format="rgb24")
-                frame.pts = item.index
+                # The source's time: its start offset (audio stays in sync) and a variable frame rate kept.
+                last_pts = max(round(item.timestamp_ms / (1000 * time_base)), last_pts + 1)
+                frame.pts = last_pts
                 frame.time_base = time_base
                 sink.mux(video_out.encode(frame))
             elif isinstance(item, _Audio):
@@ -412,6 +448,7 @@ def _run_pipeline(
     for worker in workers:
         worker.start()
     written = 0
+    first_ms = last_ms = 0
     try:
         while True:
             try:
@@ -424,6 +461,8 @@ def _run_pipeline(
             if isinstance(item, _Frame):
                 pixels = process(item.pixels, item.timestamp_ms) if finish is None else finish(item.pixels, item.value)
                 item.pixels, item.value = _checked_output(pixels, width, height), None
+                first_ms = item.timestamp_ms if written == 0 else first_ms
+                last_ms = item.timestamp_ms
                 written += 1
                 processed.put(item)
                 if progress is not None:
@@ -445,7 +484,7 @@ def _run_pipeline(
             if isinstance(error, av.FFmpegError):
                 raise VideoError(f"cannot write video for {source}: {error}") from error
             raise error
-    return written
+    return written, (last_ms - first_ms) / 1000 + float(1 / rate)
 
 
 def _checked_output(pixels: object, width: int, height: int) -> np.ndarray:

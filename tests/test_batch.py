@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -411,3 +411,17 @@ def test_workers_start_only_for_jobs_that_exist(tmp_path: Path) -> None:
         assert len(multiprocessing.active_children()) <= 2
     finally:
         outcomes.close()
+
+
+def test_task_and_file_job_check_their_values(tmp_path: Path) -> None:
+    """Values the command line refuses are refused by the library too (they were accepted silently); paths given as
+    str or one target alone become Path tuples (a str path failed with AttributeError, differently per worker count)."""
+    model = str(model_path("selfie_segmenter.tflite"))
+    bad: list[tuple[str, Any]] = [("refine", "sharp"), ("refine_radius", -3), ("refine_radius", 1.5), ("smooth", 5.0)]
+    for name, value in [*bad, ("smooth", 0)]:
+        with pytest.raises(ValueError, match=name):
+            batch.Task(model=model, command="blur", **cast(dict[str, Any], {name: value}))
+    job = batch.FileJob(cast(Any, str(tmp_path / "a.png")), cast(Any, str(tmp_path / "b.png")))
+    assert job.source == tmp_path / "a.png" and job.targets == (tmp_path / "b.png",)
+    with pytest.raises(TypeError, match="tuple of paths"):
+        batch.FileJob(tmp_path / "a.png", cast(Any, 3))

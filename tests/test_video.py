@@ -267,3 +267,49 @@ def test_odd_sized_video_keeps_its_size(tmp_path: Path) -> None:
     decoded, rate, audio = decode(tmp_path / "out.mp4")
     assert (report.width, report.height) == (161, 121) and decoded[0].shape == (121, 161, 3)
     assert len(decoded) == 6 and rate == 12 and audio == 0 and not report.audio_copied
+
+
+def _timed_clip(path: Path, times_ms: list[int], container: str | None = None) -> None:
+    """A small clip whose frames carry exactly ``times_ms`` (time base 1 ms): variable rates, late starts."""
+    with av.open(str(path), "w", format=container) as sink:
+        stream = sink.add_stream("libx264", rate=10, options={"preset": "ultrafast", "crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, ms in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 20) % 256, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            sink.mux(stream.encode(frame))
+        sink.mux(stream.encode(None))
+
+
+def _frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [float(f.pts * stream.time_base) for f in container.decode(stream)]
+
+
+@pytest.mark.parametrize(("name", "times_ms"), [
+    ("variable.mkv", [0, 100, 150, 400, 420, 900, 1000, 1600, 1700, 2000]),
+    ("late.mp4", [1000 + 100 * i for i in range(10)]),
+])  # fmt: skip
+def test_frames_keep_the_sources_times(tmp_path: Path, name: str, times_ms: list[int]) -> None:
+    """A variable frame rate and a video stream that starts late keep their times (they were renumbered from 0 at
+    the average rate: the clip got shorter, and a late start drifted a second from its audio)."""
+    source = tmp_path / name
+    _timed_clip(source, times_ms)
+    report = video.transcode(source, tmp_path / "out.mp4", lambda rgb, t: rgb)
+    assert report.frames == len(times_ms)
+    out = _frame_times(tmp_path / "out.mp4")
+    assert np.abs(np.array(out) - np.array(times_ms) / 1000).max() < 0.006, out
+
+
+def test_a_truncated_matroska_file_without_a_frame_count_is_an_error(tmp_path: Path) -> None:
+    """Matroska headers give no frame count, only a duration: half a file exited 0 with half the frames."""
+    whole = tmp_path / "whole.mkv"
+    _timed_clip(whole, [100 * i for i in range(30)])
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert video.transcode(whole, tmp_path / "fine.mp4", lambda rgb, t: rgb).frames == 30
+    with pytest.raises(video.VideoError, match=r"decoded \d+ frames \(.*\) of the 3\.00 s its header promises"):
+        video.transcode(cut, tmp_path / "out.mp4", lambda rgb, t: rgb)
+    assert not (tmp_path / "out.mp4").exists()
