@@ -1,5 +1,5 @@
 """Small helpers every stage shares: a bounded plan cache, the band size of banded passes, the usable cores, the
-names of temporary files.
+check for an index in ASCII digits, the names of temporary files.
 
 Imports nothing of segkit, so ``preprocess``, ``postprocess`` and ``runtime`` may all use it without importing
 each other.
@@ -63,6 +63,12 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def is_index(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer in ASCII digits (``str.isdigit`` also accepts '²', which ``int``
+    refuses) of at most 18 digits (``int`` refuses strings of over 4300; no index or count here needs 19)."""
+    return len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 def temporary_prefix(target: Path) -> str:

@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageColor, ImageDraw, ImageFilter, ImageFont
 
+from segkit._common import is_index
 from segkit.image import Image, ImageFormat
 from segkit.result import ImageSegmenterResult
 
@@ -276,12 +277,6 @@ def _checked_float(plane: np.ndarray, name: str) -> np.ndarray:
     return alpha
 
 
-def _is_index(text: str) -> bool:
-    """Whether ``text`` is a non-negative decimal integer in ASCII digits (``str.isdigit`` also accepts '²') of at
-    most 18 digits (``int`` refuses strings of over 4300; no category index needs 19)."""
-    return len(text) <= 18 and text.isascii() and text.isdigit()
-
-
 def _category_indices(categories: CategorySpec | None, labels: Sequence[str] | None, count: int | None) -> list[int]:
     """Subject category indices from indices and/or label names (case-insensitive); ValueError naming a bad one."""
     if categories is None:
@@ -290,7 +285,7 @@ def _category_indices(categories: CategorySpec | None, labels: Sequence[str] | N
     lowered = [label.lower() for label in labels] if labels is not None else None
     indices = []
     for item in items:
-        if isinstance(item, str) and not _is_index(item.strip()):
+        if isinstance(item, str) and not is_index(item.strip()):
             if lowered is None:
                 raise ValueError(f"category {item!r} is a name: pass labels= or segmenter= so it can be found")
             if item.lower() not in lowered:

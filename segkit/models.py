@@ -237,6 +237,14 @@ def resolve(name_or_path: str | os.PathLike[str], *, download: bool = True) -> P
     )
 
 
+def normalization(name_or_path: str | os.PathLike[str]) -> tuple[float, float] | None:
+    """The (mean, std) the registry gives a model whose file lacks normalization metadata (the legacy entries), when
+    ``name_or_path`` names that entry; None for anything else (an existing file wins over a name, as in `resolve`)."""
+    if not isinstance(name_or_path, str) or name_or_path not in _registry() or Path(name_or_path).is_file():
+        return None
+    return _registry()[name_or_path].normalization
+
+
 def _reason(e: BaseException) -> str:
     """A short reason for a failed download, without the exception chain."""
     import urllib.error  # the HTTP stack is imported only when a download happens: it costs ~50 ms at import

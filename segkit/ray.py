@@ -38,6 +38,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from segkit import batch, models
+from segkit._common import is_index
 
 try:
     import ray
@@ -253,7 +254,7 @@ def _check_reachable(address: str) -> None:
     """RayRunError at once when nothing listens at a ``host:port`` or ``ray://host:port`` address (Ray itself would
     retry for minutes); ``"auto"`` and other forms are left to Ray."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not (port.isascii() and port.isdigit()):
+    if not host or not is_index(port):
         return
     try:
         socket.create_connection((host, int(port)), timeout=10).close()

@@ -94,6 +94,8 @@ def resolve_model(name_or_path: str) -> Path:
 
 def build_task(options: RunOptions, model: Path) -> Task:
     """The batch task for the options, with categories, mask files and colors checked against the model."""
+    from segkit import models
+
     try:
         masks, categories = batch.choose_outputs(model, options.masks, options.categories)
     except batch.UnknownCategoryError as e:
@@ -119,20 +121,10 @@ def build_task(options: RunOptions, model: Path) -> Task:
             num_threads=options.threads,
             gpu=options.gpu,
             gpu_fallback=options.gpu_fallback,
-            normalization=options.normalization or _registry_normalization(options.model),
+            normalization=options.normalization or models.normalization(options.model),
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
-
-
-def _registry_normalization(name: str) -> tuple[float, float] | None:
-    """The (mean, std) the registry gives a model whose file lacks normalization metadata (the legacy entries), so
-    that ``-m selfie_segmentation`` runs without ``--normalization``; None for anything else."""
-    from segkit import models
-
-    if name not in models.names() or Path(name).is_file():  # an existing file wins over a name, as in resolve
-        return None
-    return models.info(name).normalization
 
 
 def _check_background(path: str) -> None:

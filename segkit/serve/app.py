@@ -30,6 +30,7 @@ from starlette.types import Message, Receive
 
 import segkit
 from segkit import ImageSegmenter, effects
+from segkit._common import is_index
 from segkit.serve import ops
 from segkit.serve.config import EFFECTS, PREFERRED_MODELS, ServeConfig
 from segkit.serve.images import ApiError, check_output_size, decode_image, encode_image, output_format
@@ -220,7 +221,7 @@ class Server:
         """The upload (multipart field ``file`` or the raw body), within the size limit and the deadline."""
         limit = self.config.max_upload_bytes
         length = request.headers.get("content-length")
-        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
+        if length is not None and is_index(length) and int(length) > limit:
             raise ApiError(413, f"upload is {int(length)} bytes; the limit is {limit}")
         capped = Request(request.scope, receive=_capped(request.receive, limit))
         try:
@@ -662,7 +663,7 @@ def _b64png(mask: np.ndarray) -> str:
 def _rgba(value: str) -> tuple[int, int, int, int]:
     """rembg's ``bgc`` ('r,g,b,a', 0..255 each) as a tuple; ApiError 400 otherwise."""
     parts = [p.strip() for p in value.split(",")]
-    if len(parts) == 4 and all(ops.is_index(p) and int(p) <= 255 for p in parts):
+    if len(parts) == 4 and all(is_index(p) and int(p) <= 255 for p in parts):
         return int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])
     raise ApiError(400, f"bgc {ops.shown(value)} must be 'r,g,b,a' with each value in 0..255")
 

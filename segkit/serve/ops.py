@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segkit import ImageSegmenter, ImageSegmenterResult, effects
+from segkit._common import is_index
 from segkit.serve.images import ApiError
 
 DEFAULT_STRENGTH = {"blur": 15.0, "recolor": 0.8}
@@ -73,12 +74,6 @@ def check_options(options: EffectOptions, labels: Sequence[str]) -> None:
     for item in category_list(options.categories) or ():
         if not (is_index(item) and int(item) < max(len(labels), 1)) and item.lower() not in lowered:
             raise ApiError(400, f"category {shown(item)} is not a class of this model; its labels: {', '.join(labels)}")
-
-
-def is_index(text: str) -> bool:
-    """Whether ``text`` is a non-negative integer in ASCII digits (``str.isdigit`` also accepts '²', which ``int``
-    refuses) of at most 18 digits (``int`` refuses strings of more than 4300 digits; no index here needs 19)."""
-    return len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 def shown(value: str) -> str:

@@ -189,9 +189,8 @@ class Pool:
                 path = resolve_model(name)
                 registered = name in models.names() and not Path(name).is_file()  # a file wins, as in resolve
                 key = name if registered or path.suffix != ".tflite" else path.stem
-                normalization = models.info(name).normalization if registered else None
                 try:
-                    self.models[key] = ModelWorkers(key, path, workers, queue, threads, normalization)
+                    self.models[key] = ModelWorkers(key, path, workers, queue, threads, models.normalization(name))
                 except Exception as e:  # a default model this segmenter cannot run (e.g. a legacy solution model)
                     if names:
                         raise
