@@ -140,6 +140,15 @@ def _in_parallel(background_work: Callable[[], None], work: Callable[[], None]) 
     future.result()
 
 
+def _side_by_side(pixels: int, background_work: Callable[[], None], work: Callable[[], None]) -> None:
+    """``_in_parallel`` for an image of that many pixels when it is large enough to gain from it, else in order."""
+    if pixels >= _OVERLAP_PIXELS:
+        _in_parallel(background_work, work)
+    else:
+        background_work()
+        work()
+
+
 def _helper() -> ThreadPoolExecutor:
     """The effects' one helper thread, started on first use."""
     global _pool
@@ -635,20 +644,22 @@ _KEEP_FROM = 0.6  # at alpha <= this the edge color is all estimate; at _KEEP_TO
 _KEEP_TO = 1.0
 
 
-def _lut(values: np.ndarray) -> list[int]:
-    """A 256-entry Pillow ``point`` table from values in [0, 1] indexed by 8-bit alpha."""
-    return [int(v) for v in np.clip(np.rint(values * 255.0), 0, 255)]
+def _weights(values: np.ndarray) -> np.ndarray:
+    """8-bit weights (uint8, indexed by 8-bit alpha) from values in [0, 1]."""
+    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
 
 
 _LEVELS = np.arange(256) / 255.0
 _KEEP = np.clip((_LEVELS - _KEEP_FROM) / (_KEEP_TO - _KEEP_FROM), 0.0, 1.0)
-_IMAGE_LUT = _lut(_LEVELS * _KEEP / (1 - _LEVELS * (1 - _KEEP)))
+_IMAGE_WEIGHTS = _weights(_LEVELS * _KEEP / (1 - _LEVELS * (1 - _KEEP)))
 """m(a) = a k / (1 - a (1 - k)): the image's weight over the background in the first of two pastes."""
-_ESTIMATE_LUT = _lut(_LEVELS * (1 - _KEEP))
+_ESTIMATE_WEIGHTS = _weights(_LEVELS * (1 - _KEEP))
 """a (1 - k): the estimate's weight in the second, so that the two give
 a * (k * image + (1 - k) * estimate) + (1 - a) * background; the first does not wait for the estimate."""
-_ESTIMATE_SHARE_LUT = _lut(1 - _KEEP)
-"""1 - k: the estimate's share in a cutout's colors, pasted over the image."""
+_ESTIMATE_SHARES = _weights(1 - _KEEP)
+"""1 - k: the estimate's share in a cutout's colors."""
+_ALL_ESTIMATE = int(np.flatnonzero(_ESTIMATE_SHARES == 255).max())
+"""The highest alpha whose cutout color is all estimate (153); above it, up to 254, image and estimate mix."""
 _ESTIMATE_FROM = 0.85
 """Blocks whose mean alpha is below this give no color to the estimate: they may hold some of the old background."""
 _BLOCK_WEIGHTS = (np.clip((_LEVELS - _ESTIMATE_FROM) / (1 - _ESTIMATE_FROM), 0.0, 1.0) ** 2).astype(np.float32)
@@ -727,8 +738,9 @@ def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
     return small
 
 
-def _estimate_field(blocks: np.ndarray, height: int, width: int) -> PILImage.Image | None:
-    """The estimated subject colors (RGBX) on a quarter-size grid, to be repeated 4x4 by ``_field_rows``; or None.
+def _estimate_field(blocks: np.ndarray, height: int, width: int) -> np.ndarray | None:
+    """The estimated subject colors on a quarter-size grid, packed RGBX (uint32, ceil(H / 4) x ceil(W / 4)), each
+    standing for 4x4 pixels (a smooth field: a tenth of the cost of a full-size upsample); or None.
 
     ``blocks`` are the image's 8x8 block means with the alpha's as the fourth channel (``_subject_pixels``). The
     grid is interpolated in one piece: Pillow's bilinear rounding depends on the box, so rows made apart would
@@ -740,14 +752,57 @@ def _estimate_field(blocks: np.ndarray, height: int, width: int) -> PILImage.Ima
     grid_w, grid_h = -(-width // _FIELD_STEP), -(-height // _FIELD_STEP)
     up = _ESTIMATE_SCALE / _FIELD_STEP
     box = (0, 0, grid_w / up, grid_h / up)
-    return _canvas(small).resize((grid_w, grid_h), PILImage.Resampling.BILINEAR, box=box)
+    return _packed(np.asarray(_canvas(small).resize((grid_w, grid_h), PILImage.Resampling.BILINEAR, box=box)))
 
 
-def _field_rows(field: PILImage.Image, width: int, top: int, bottom: int) -> PILImage.Image:
-    """Rows ``top:bottom`` of the full-size estimate: the quarter-size field repeated 4x4 (a smooth field; a tenth
-    of the cost of a full-size bilinear upsample)."""
-    region = (0.0, top / _FIELD_STEP, width / _FIELD_STEP, bottom / _FIELD_STEP)
-    return field.resize((width, bottom - top), PILImage.Resampling.NEAREST, box=region)
+def _estimate_at(grid: np.ndarray, indices: np.ndarray, width: int) -> np.ndarray:
+    """The estimate's packed colors at the given flat pixel indices of an image ``width`` wide."""
+    rows, columns = np.divmod(indices, width)
+    rows //= _FIELD_STEP
+    columns //= _FIELD_STEP
+    result: np.ndarray = grid[rows, columns]
+    return result
+
+
+def _packed(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous (H, W, 4) uint8 array's pixels as (H, W) uint32, sharing its memory."""
+    packed: np.ndarray = array.view(np.uint32)[:, :, 0]
+    return packed
+
+
+def _edge(alpha: np.ndarray, low: int, high: int) -> np.ndarray:
+    """The flat indices, in order, of the pixels with ``low <= alpha <= high``: along a mask's soft edge, a small
+    share of the image, so that what only they need is done on them alone."""
+    return np.flatnonzero((alpha - np.uint8(low)) <= high - low)
+
+
+_STRIP = 1 << 16  # pixels per strip: the gathered copies stay small enough to be reused, not faulted in
+
+
+def _paste_gathered(base: np.ndarray, top: np.ndarray, weight: np.ndarray) -> None:
+    """Pillow's masked paste of packed pixels ``top`` over ``base`` (in place), with 8-bit ``weight``: the same
+    arithmetic as a paste of whole images, on pixels gathered from anywhere into one row."""
+    for start in range(0, base.size, _STRIP):
+        end = min(start + _STRIP, base.size)
+        mask = PILImage.frombuffer("L", (end - start, 1), weight[start:end], "raw", "L", 0, 1)
+        over = _canvas(top[start:end].view(np.uint8).reshape(1, -1, 4))
+        _canvas(base[start:end].view(np.uint8).reshape(1, -1, 4)).paste(over, (0, 0), mask)
+
+
+def _split_items(count: int, work: Callable[[int, int], None]) -> None:
+    """Runs ``work(first, last)`` over ``count`` gathered pixels, in two halves on two threads when there are many."""
+    _split_rows(count, 1, work, threshold=_SPLIT_PIXELS // 4)
+
+
+def _rgb(rgbx: np.ndarray, out: np.ndarray, top: int, bottom: int) -> None:
+    """Rows ``top:bottom`` of an (H, W, 4) array into an (H, W, 3) one, by Pillow in bands (one large ``tobytes``
+    costs several times as much: its buffer is a fresh allocation each time)."""
+    band = max(1, _STRIP // rgbx.shape[1])
+    for start in range(top, bottom, band):
+        end = min(start + band, bottom)
+        out[start:end] = np.frombuffer(_canvas(rgbx[start:end]).tobytes("raw", "RGB"), np.uint8).reshape(
+            out[start:end].shape
+        )
 
 
 def _subject_pixels(pixels: np.ndarray, alpha: np.ndarray, blocks: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -805,42 +860,44 @@ def replace_background(
     alpha = _alpha_for(pixels, mask, refine)
     subject, blocks = _subject_pixels(pixels, alpha, estimate_colors)
     backdrop = np.empty((height, width, 4), np.uint8)
-    out = np.empty((height, width, 3), np.uint8)
-    fields: list[PILImage.Image | None] = []
+    grids: list[np.ndarray | None] = []
+    edges: list[np.ndarray] = []
 
-    def make_field() -> None:  # may run on the helper thread: it must not split work itself
-        fields.append(None if blocks is None else _estimate_field(blocks, height, width))
+    def lay(top: int, bottom: int) -> None:  # the background, and the opaque subject copied over it
+        fill(_canvas(backdrop[top:bottom]), top, bottom)
+        np.copyto(_packed(backdrop[top:bottom]), _packed(subject[top:bottom]), where=alpha[top:bottom] == 255)
 
-    def paste_image(top: int, bottom: int) -> None:
-        # With an estimate: out = a * (k * image + (1 - k) * estimate) + (1 - a) * background as two pastes, the
-        # image's first (weight a k / (1 - a (1 - k))), so that it does not wait for the estimate.
-        rows = _canvas(backdrop[top:bottom])
-        fill(rows, top, bottom)
-        weight = PILImage.fromarray(alpha[top:bottom], "L")
-        rows.paste(_canvas(subject[top:bottom]), (0, 0), weight.point(_IMAGE_LUT) if estimate_colors else weight)
+    def lay_and_find() -> None:
+        lay(0, height)
+        edges.append(_edge(alpha, 1, 254))
 
-    def finish(top: int, bottom: int) -> None:
-        rows = _canvas(backdrop[top:bottom])
-        field = fields[0]
-        weight = PILImage.fromarray(alpha[top:bottom], "L")
-        if field is not None:
-            rows.paste(_field_rows(field, width, top, bottom), (0, 0), weight.point(_ESTIMATE_LUT))
-        elif estimate_colors:  # no confident subject anywhere: the image's own colors, a plain composite
-            rows.paste(_canvas(subject[top:bottom]), (0, 0), weight.point(_ESTIMATE_LUT))
-        out[top:bottom] = np.frombuffer(rows.tobytes("raw", "RGB"), np.uint8).reshape(bottom - top, width, 3)
-
-    if estimate_colors and height * width >= _OVERLAP_PIXELS:
-        split = height * 3 // 4  # the estimate takes about as long as the image's paste of a quarter of the rows
-
-        def field_then_rest() -> None:
-            make_field()
-            paste_image(split, height)
-
-        _in_parallel(field_then_rest, lambda: paste_image(0, split))
+    if blocks is not None:  # the estimate is made on the helper thread meanwhile: it must not split work itself
+        _side_by_side(height * width, lambda: grids.append(_estimate_field(blocks, height, width)), lay_and_find)
     else:
-        make_field()
-        _split_rows(height, width, paste_image)
-    _split_rows(height, width, finish)
+        _split_rows(height, width, lay)
+        edges.append(_edge(alpha, 1, 254))
+    grid, edge = (grids or [None])[0], edges[0]
+    pixels_of_subject, alphas = _packed(subject).reshape(-1), alpha.reshape(-1)
+    packed_backdrop = _packed(backdrop).reshape(-1)
+
+    def mix(first: int, last: int) -> None:
+        # The soft edge only: out = a * (k * image + (1 - k) * estimate) + (1 - a) * background as two pastes, the
+        # image's (weight a k / (1 - a (1 - k))) and the estimate's (weight a (1 - k)); plainly a * image without.
+        indices = edge[first:last]
+        edge_alpha = alphas[indices]
+        mixed = packed_backdrop[indices]
+        if not estimate_colors:
+            _paste_gathered(mixed, pixels_of_subject[indices], edge_alpha)
+        else:
+            _paste_gathered(mixed, pixels_of_subject[indices], _IMAGE_WEIGHTS[edge_alpha])
+            # with no confident subject anywhere there is no estimate: the image's own colors, a plain composite
+            second = pixels_of_subject[indices] if grid is None else _estimate_at(grid, indices, width)
+            _paste_gathered(mixed, second, _ESTIMATE_WEIGHTS[edge_alpha])
+        packed_backdrop[indices] = mixed
+
+    _split_items(edge.size, mix)
+    out = np.empty((height, width, 3), np.uint8)
+    _split_rows(height, width, lambda top, bottom: _rgb(backdrop, out, top, bottom))
     return _with_alpha(out, pixels)
 
 
@@ -857,19 +914,45 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         product = alpha.astype(np.uint16) * pixels[:, :, 3]
         product += 127
         alpha = (product // 255).astype(np.uint8)
-    out, blocks = _subject_pixels(pixels, alpha, estimate_colors)  # the output itself: the estimate is pasted in
-    field = None if blocks is None else _estimate_field(blocks, *alpha.shape)
-    if field is None:  # not asked, or no confident subject anywhere: the image's own colors
+    out, blocks = _subject_pixels(pixels, alpha, estimate_colors)  # the output itself: the estimate goes in
+    if blocks is None:
         return out
     height, width = alpha.shape
+    grids: list[np.ndarray | None] = []
+    edges: list[np.ndarray] = []
+    _side_by_side(
+        height * width,
+        lambda: grids.append(_estimate_field(blocks, height, width)),
+        lambda: edges.append(_edge(alpha, _ALL_ESTIMATE + 1, 254)),
+    )
+    grid, edge = grids[0], edges[0]  # edge: the pixels that mix image and estimate
+    if grid is None:  # no confident subject anywhere: the image's own colors
+        return out
+    colors = _packed(out)
+    flat, alphas = colors.reshape(-1), alpha.reshape(-1)
 
-    def paste_estimate(top: int, bottom: int) -> None:  # the paste mixes the alpha channel too: written again
-        rows = _canvas(out[top:bottom])
-        share = PILImage.fromarray(alpha[top:bottom], "L").point(_ESTIMATE_SHARE_LUT)
-        rows.paste(_field_rows(field, width, top, bottom), (0, 0), share)
-        rows.frombytes(alpha[top:bottom], "raw", "X")
+    def paste_estimate(top: int, bottom: int) -> None:  # top is a multiple of the field's step
+        # Three kinds of pixel, each written once: opaque ones keep the image's color (already there), those at
+        # or below _ALL_ESTIMATE take the estimate's whole (a masked copy), and the few between are mixed.
+        first, last = np.searchsorted(edge, (top * width, bottom * width))
+        mixed = edge[first:last]
+        mixes = flat[mixed]
+        _paste_gathered(mixes, _estimate_at(grid, mixed, width), _ESTIMATE_SHARES[alphas[mixed]])
+        flat[mixed] = mixes
+        step = _FIELD_STEP
+        cells = np.repeat(grid[top // step : -(-bottom // step)], step, axis=1)[:, :width]  # the field's rows
+        whole = alpha[top:bottom] <= _ALL_ESTIMATE
+        split = top + (bottom - top) // step * step
+        np.copyto(
+            colors[top:split].reshape(-1, step, width),
+            cells[: (split - top) // step, None],
+            where=whole[: split - top].reshape(-1, step, width),
+        )
+        if split < bottom:
+            np.copyto(colors[split:bottom], cells[-1], where=whole[split - top :])
+        _canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")  # the copies and mixes wrote the X byte
 
-    _split_rows(height, width, paste_estimate)
+    _split_rows(height, width, paste_estimate, step=_FIELD_STEP)
     return out
 
 

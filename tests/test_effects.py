@@ -295,6 +295,28 @@ def test_estimate_reaches_edges_far_from_the_confident_subject() -> None:
     assert np.abs(effects.replace_background(image, faint, "#00b140") - plain).max() <= 1
 
 
+@pytest.mark.parametrize("size", [(720, 1280), (481, 643)])  # large enough for two threads; not a multiple of 4
+def test_a_hard_mask_is_an_exact_copy_and_each_edge_pixel_is_mixed_on_its_own(size: tuple[int, int]) -> None:
+    """The edge is worked on gathered pixels, the rest as whole copies: with no soft edge replace is exactly a
+    choice between image and background; a lone soft pixel anywhere is mixed, its neighbours untouched."""
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 256, (*size, 3), np.uint8)
+    backdrop = rng.integers(0, 256, (*size, 3), np.uint8)
+    hard = disc_mask(*size, soft=1.0) >= 0.5
+    replaced = effects.replace_background(image, hard.astype(np.float32), backdrop)
+    assert (replaced == np.where(hard[:, :, None], image, backdrop)).all()
+    cut = effects.cutout(image, hard.astype(np.float32))
+    assert (cut[:, :, 3] == hard * 255).all() and (cut[hard][:, :3] == image[hard]).all()
+    soft = hard.astype(np.float32)
+    y, x = size[0] // 2, size[1] // 2  # inside the disc
+    soft[y, x] = 0.5
+    mixed = effects.replace_background(image, soft, backdrop, estimate_colors=False).astype(int)
+    expected = np.where(hard[:, :, None], image, backdrop).astype(int)
+    assert (np.abs(mixed[y, x] - (image[y, x].astype(int) + backdrop[y, x]) / 2) <= 1).all()
+    mixed[y, x] = expected[y, x]
+    assert (mixed == expected).all()
+
+
 def test_guided_refinement_never_spreads_the_mask(astronaut: np.ndarray, selfie: ImageSegmenterResult) -> None:
     """refine="guided" may only sharpen: no alpha where the model had none (no glow), full alpha kept."""
     raw = effects.cutout(astronaut, selfie)[:, :, 3]
