@@ -24,7 +24,8 @@ The one entry point::
                       finish=lambda rgb, result: effects.blur_background(rgb, result))
 
 - The output has the source's frame count, frame rate and size; the first audio stream is copied packet for
-  packet (no re-encode). A RGBA result loses its alpha (video codecs here carry none).
+  packet (no re-encode), or re-encoded where the target's container cannot hold its codec (AAC into WebM becomes
+  Opus). A RGBA result loses its alpha (video codecs here carry none).
 - The output is written to a hidden temporary file in the target's folder and renamed over ``target`` only when
   complete: an exception or Ctrl-C (KeyboardInterrupt) leaves no partial file and an existing target intact.
 - A source that cannot be opened, has no video stream, fails to decode mid-way, or decodes fewer frames than its
@@ -67,6 +68,11 @@ PIP_COMMAND = 'pip install "segkit[video]"'
 _CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".avi": "avi", ".mkv": "matroska", ".webm": "webm"}
 _DEFAULT_CODECS = {".webm": ("libvpx-vp9", "libvpx"), ".avi": ("libx264", "mpeg4")}
 _FALLBACK_CODECS = ("libx264", "h264", "mpeg4")
+_AUDIO_CODECS = {
+    ".webm": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "libopus", ".avi": "libmp3lame"
+}  # fmt: skip
+"""Each container's audio codec, for a source audio it cannot hold as it is (re-encoded)."""
+_AUDIO_RATES = {"libopus": 48000}  # Opus takes 48 kHz (and a few lower rates); the encoder resamples to it
 _POLL_S = 0.1
 _DURATION_SHARE = 0.9  # a source without a frame count must decode to this share of its declared duration
 
@@ -112,7 +118,8 @@ class VideoOptions:
 
 @dataclass(frozen=True)
 class VideoReport:
-    """What ``transcode`` wrote: frame count, rate, size, codec, whether audio was copied, and the time it took."""
+    """What ``transcode`` wrote: frame count, rate, size, codec, whether the audio was kept (copied or re-encoded),
+    and the time it took."""
 
     source: Path
     target: Path
@@ -347,13 +354,11 @@ def transcode(
                 if opts.threads:
                     video_out.codec_context.thread_count = opts.threads
                 video_out.codec_context.thread_type = "AUTO"
-                audio_out = None
-                if audio_in is not None:
-                    with contextlib.suppress(av.FFmpegError, ValueError):
-                        audio_out = sink.add_stream_from_template(audio_in)
+                audio_out, recoded = (None, False) if audio_in is None else _audio_stream(av, sink, audio_in, suffix)
                 count, span = _run_pipeline(
-                    av, container, sink, video_in, audio_in if audio_out is not None else None, video_out, audio_out,
-                    rate, (width, height), source, (process, finish), opts.queue_size, expected, progress,
+                    av, container, sink, video_in, audio_in if audio_out is not None else None, video_out,
+                    (audio_out, recoded), rate, (width, height), source, (process, finish), opts.queue_size, expected,
+                    progress,
                 )  # fmt: skip
             if expected is not None and count < expected:
                 raise VideoError(
@@ -374,8 +379,24 @@ def transcode(
     )
 
 
+def _audio_stream(av: ModuleType, sink: Any, audio_in: Any, suffix: str) -> tuple[Any, bool]:
+    """The output's audio stream and whether its packets must be re-encoded: a copy of the source's where the
+    container takes its codec, else the container's own codec (AAC cannot go into WebM: Opus there); (None, False)
+    when neither can be written."""
+    with contextlib.suppress(av.FFmpegError, ValueError):
+        return sink.add_stream_from_template(audio_in), False
+    codec = _AUDIO_CODECS.get(suffix)
+    if codec is None or audio_in.codec_context is None:
+        return None, False
+    with contextlib.suppress(av.FFmpegError, ValueError):
+        stream = sink.add_stream(codec, rate=_AUDIO_RATES.get(codec, audio_in.rate or 48000))
+        stream.layout = "mono" if (audio_in.channels or 1) == 1 else "stereo"
+        return stream, True
+    return None, False
+
+
 def _run_pipeline(
-    av: ModuleType, container: Any, sink: Any, video_in: Any, audio_in: Any, video_out: Any, audio_out: Any,
+    av: ModuleType, container: Any, sink: Any, video_in: Any, audio_in: Any, video_out: Any, audio: tuple[Any, bool],
     rate: Fraction, size: tuple[int, int], source: Path, stages: _Stages, queue_size: int,
     expected: int | None, progress: Progress | None,
 ) -> tuple[int, float]:  # fmt: skip
@@ -383,6 +404,7 @@ def _run_pipeline(
     (helper thread); returns the frames written and the seconds they span (first frame's start to last one's end,
     one frame at the average rate)."""
     process, finish = stages
+    audio_out, recoded = audio
     stop = threading.Event()
     decoded: _Pipe = _Pipe(queue_size, stop)
     analyzed: _Pipe = _Pipe(queue_size, stop) if finish is not None else decoded
@@ -436,10 +458,17 @@ def _run_pipeline(
                 frame.pts = last_pts
                 frame.time_base = time_base
                 sink.mux(video_out.encode(frame))
-            elif isinstance(item, _Audio):
+            elif isinstance(item, _Audio) and not recoded:
                 item.packet.stream = audio_out
                 sink.mux(item.packet)
+            elif isinstance(item, _Audio):
+                for samples in audio_in.codec_context.decode(item.packet):
+                    sink.mux(audio_out.encode(samples))
         sink.mux(video_out.encode(None))
+        if recoded:
+            for samples in audio_in.codec_context.decode(None):
+                sink.mux(audio_out.encode(samples))
+            sink.mux(audio_out.encode(None))
 
     encoder = _Worker("segkit-video-encode", encode, stop)
     workers = [_Worker("segkit-video-decode", decode, stop), encoder]

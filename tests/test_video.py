@@ -313,3 +313,22 @@ def test_a_truncated_matroska_file_without_a_frame_count_is_an_error(tmp_path: P
     with pytest.raises(video.VideoError, match=r"decoded \d+ frames \(.*\) of the 3\.00 s its header promises"):
         video.transcode(cut, tmp_path / "out.mp4", lambda rgb, t: rgb)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_audio_the_container_cannot_hold_is_re_encoded_not_dropped(tmp_path: Path) -> None:
+    """AAC cannot go into WebM: the sound is re-encoded to Opus there (it used to be dropped without a word), and
+    keeps its length and start."""
+    source = tmp_path / "clip.mp4"
+    write_clip(source, [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(12)], rate=12)
+    report = video.transcode(source, tmp_path / "out.webm", lambda rgb, timestamp_ms: rgb)
+    assert report.audio_copied and report.frames == 12
+    with av.open(str(source)) as container:
+        tone = container.streams.audio[0]
+        source_seconds = float(tone.duration * tone.time_base)
+    with av.open(str(tmp_path / "out.webm")) as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+        packets = [p for p in container.demux(container.streams.audio[0]) if p.size and p.pts is not None]
+        first, last = packets[0], packets[-1]
+        start = float(first.pts * first.time_base)
+        end = float((last.pts + last.duration) * last.time_base)
+    assert abs(start) < 0.03 and abs(end - start - source_seconds) < 0.05

@@ -8,6 +8,7 @@ walked lazily, one directory listing at a time, so a million files are never lis
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,7 +248,8 @@ def _jobs(inputs: Sequence[Path], roots: dict[Path, Path], naming: Naming, dest:
 
 
 def _walk(folder: Path, root: Path, naming: Naming, skip: frozenset[Path]) -> Iterator[Planned]:
-    """Image and video files under ``folder`` (hidden entries and the output folders ``skip`` left out), depth first.
+    """Image and video files under ``folder`` (hidden entries, FIFOs and devices, and the output folders ``skip`` left
+    out), depth first.
 
     One directory is listed at a time and only its media file names are kept; they are sorted by stem, so files
     that could write the same output (``x.jpg`` and ``x.png`` for a cutout) are neighbours and the clash check
@@ -282,10 +284,19 @@ def _list(directory: Path, skip: frozenset[Path]) -> tuple[list[str], list[str]]
             if _is_dir(entry):
                 if entry.name not in skipped_names or Path(entry.path).resolve() not in skip:
                     subfolders.append(entry.name)
-            elif Path(entry.name).suffix.lower() in _MEDIA_SUFFIXES:
+            elif Path(entry.name).suffix.lower() in _MEDIA_SUFFIXES and not _is_special(entry):
                 files.append(entry.name)
     files.sort(key=lambda name: (Path(name).stem, name))
     return files, sorted(subfolders)
+
+
+def _is_special(entry: os.DirEntry[str]) -> bool:
+    """A FIFO, socket or device with a media name: a walk leaves it out (reading a FIFO no one writes to would hang
+    the run). Named on the command line it is read, as a pipe should be; a broken link stays in, to be reported."""
+    try:
+        return not stat.S_ISREG(entry.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

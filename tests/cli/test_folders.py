@@ -296,3 +296,26 @@ def test_no_progress_bar_is_drawn_into_a_log(photos: Path, tmp_path: Path) -> No
     done = run("blur", photos, "--out", f"{tmp_path / 'out'}/")
     assert done.code == 0 and "4 done" in done.err
     assert "\r" not in done.err and "image/s" not in done.err and "it/s" not in done.err
+
+
+def test_a_fifo_in_a_folder_is_left_out_of_the_walk(tmp_path: Path) -> None:
+    """A FIFO named like an image would block the run forever (nobody writes to it); a broken link is still a job,
+    so that it is reported."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"")
+    os.mkfifo(photos / "b.jpg")
+    (photos / "c.png").symlink_to(tmp_path / "gone.png")
+    naming = planning.Naming("blur", (MaskOutput("alpha"),))
+    planned = list(planning.plan([photos], planning.Destination("folder", tmp_path / "out"), naming))
+    assert [job.source.name if isinstance(job, FileJob) else job.path.name for job in planned] == ["a.png", "c.png"]
+
+
+@pytest.mark.slow
+def test_a_folder_run_with_a_fifo_in_it_finishes(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    small_photo(photos / "a.png", size=(96, 96))
+    os.mkfifo(photos / "b.jpg")
+    done = run("blur", photos, "--out", f"{tmp_path / 'out'}/", timeout=60)
+    assert done.code == 0, done.err
+    assert sorted(files_under(tmp_path / "out")) == ["a.png"]
