@@ -29,6 +29,7 @@ import io
 import itertools
 import multiprocessing
 import os
+import pickle
 import re
 import secrets
 import signal
@@ -787,10 +788,12 @@ _Request: TypeAlias = "_FileRequest | _ArrayRequest"
 
 @dataclass(frozen=True)
 class _Failure:
-    """A worker's exception, sent back to the parent (``fatal``: the worker cannot go on)."""
+    """A worker's exception, sent back to the parent (``fatal``: the worker cannot go on); ``error`` is the exception
+    itself where it survives pickling, so that ``map_images`` raises what one worker would."""
 
     message: str
     fatal: bool
+    error: Exception | None = None
 
 
 _Answer: TypeAlias = "FileOutcome | tuple[np.ndarray, ...] | _Failure"
@@ -806,7 +809,17 @@ def _serve(request: _Request, worker: Worker) -> _Answer:
     except SetupError as e:
         return _Failure(str(e), fatal=True)
     except Exception as e:  # the parent re-raises it (map_images) or reports it
-        return _Failure(describe_error(e), fatal=False)
+        return _Failure(describe_error(e), fatal=False, error=_portable(e))
+
+
+def _portable(error: Exception) -> Exception | None:
+    """``error`` as it will arrive in the parent process (its type and arguments, not its traceback); None when it
+    does not pickle or comes back as something else."""
+    try:
+        copy = pickle.loads(pickle.dumps(error))
+    except Exception:  # an exception class taking other arguments, or holding an unpicklable value
+        return None
+    return copy if type(copy) is type(error) and str(copy) == str(error) else None
 
 
 _CACHED_IMAGE_BLOCKS = 16
@@ -1063,7 +1076,8 @@ def map_images(
     """The task's outputs for each image (a uint8 RGB array or an image file path), in input order.
 
     With ``workers`` > 1 the images are spread over worker processes (arrays are pickled across: pass paths for
-    big images); an exception from any image is raised here (the workers are stopped).
+    big images); an exception from any image is raised here (the workers are stopped), of the type and with the
+    message one worker gives (RuntimeError with its text where it cannot cross processes).
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -1086,6 +1100,8 @@ def _map_in_pool(task: Task, items: Iterator[np.ndarray | Path], workers: int) -
     # One array request in flight per worker: a big request and a big answer can never block each other.
     with _pool(task, workers, 1) as pool:
         for number, _, answer in pool.run(_ArrayRequest(item) for item in items):
+            if isinstance(answer, _Failure) and answer.error is not None:
+                raise answer.error
             if isinstance(answer, _Failure):
                 raise (SetupError if answer.fatal else RuntimeError)(answer.message)
             if isinstance(answer, tuple):

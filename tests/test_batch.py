@@ -324,8 +324,14 @@ def _rgba(path: Path) -> np.ndarray:
 
 @pytest.mark.slow
 def test_pool_errors_and_setup_failures(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="cannot read image"):
-        list(batch.map_images(selfie_task(), [tmp_path / "missing.png"], workers=2))
+    raised = []
+    for workers in (1, 2):  # the same exception, however many workers
+        with pytest.raises(Exception, match="cannot read image") as caught:
+            list(batch.map_images(selfie_task(), [tmp_path / "missing.png"], workers=workers))
+        raised.append((type(caught.value), str(caught.value)))
+    assert raised[0] == raised[1] and raised[0][0] is not RuntimeError
+    with pytest.raises(TypeError, match="expected uint8"):  # from the segmenter, in a worker process
+        list(batch.map_images(selfie_task(), [np.zeros((8, 8, 3), np.int64)], workers=2))
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"not a model")
     jobs = [FileJob(p, (tmp_path / "out" / p.name,)) for p in photos(tmp_path / "in", 3)]
