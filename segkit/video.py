@@ -23,9 +23,11 @@ The one entry point::
       video.transcode(source, target, segmenter.segment_for_video,
                       finish=lambda rgb, result: effects.blur_background(rgb, result))
 
-- The output has the source's frame count, frame rate and size; the first audio stream is copied packet for
+- The output has the source's frame count, frame rate and (upright) size; the first audio stream is copied packet for
   packet (no re-encode), or re-encoded where the target's container cannot hold its codec (AAC into WebM becomes
   Opus). A RGBA result loses its alpha (video codecs here carry none).
+- A rotation tag (a phone's display matrix) is applied as players apply it: frames are decoded upright, so they are
+  segmented the right way up, and written upright without the tag (as FFmpeg does). Flips in the matrix are not.
 - The output is written to a hidden temporary file in the target's folder and renamed over ``target`` only when
   complete: an exception or Ctrl-C (KeyboardInterrupt) leaves no partial file and an existing target intact.
 - A source that cannot be opened, has no video stream, fails to decode mid-way, or decodes fewer frames than its
@@ -335,6 +337,9 @@ def transcode(
             raise VideoError(f"cannot decode video {source}: its video stream header is damaged (no decoder, no size)")
         rate = Fraction(video_in.average_rate or video_in.guessed_rate or 30)
         width, height = int(video_in.codec_context.width), int(video_in.codec_context.height)
+        turns = _quarter_turns(av, source)
+        if turns % 2:
+            width, height = height, width
         expected = int(video_in.frames) or None
         declared = _declared_seconds(video_in)
         suffix = target.suffix.lower()
@@ -357,8 +362,8 @@ def transcode(
                 audio_out, recoded = (None, False) if audio_in is None else _audio_stream(av, sink, audio_in, suffix)
                 count, span = _run_pipeline(
                     av, container, sink, video_in, audio_in if audio_out is not None else None, video_out,
-                    (audio_out, recoded), rate, (width, height), source, (process, finish), opts.queue_size, expected,
-                    progress,
+                    (audio_out, recoded), rate, (width, height), turns, source, (process, finish), opts.queue_size,
+                    expected, progress,
                 )  # fmt: skip
             if expected is not None and count < expected:
                 raise VideoError(
@@ -379,6 +384,16 @@ def transcode(
     )
 
 
+def _quarter_turns(av: ModuleType, source: Path) -> int:
+    """How many quarter turns counter-clockwise (0-3) the source's display matrix asks for: phone videos are stored
+    sideways with such a tag. Read from the first frame of a separate opening (the output's size depends on it
+    before decoding starts); 0 when there is none or it cannot be read."""
+    with contextlib.suppress(av.FFmpegError, OSError, IndexError, StopIteration), av.open(str(source)) as probe:
+        rotation = next(probe.decode(probe.streams.video[0])).rotation
+        return round(rotation / 90) % 4 if rotation else 0
+    return 0
+
+
 def _audio_stream(av: ModuleType, sink: Any, audio_in: Any, suffix: str) -> tuple[Any, bool]:
     """The output's audio stream and whether its packets must be re-encoded: a copy of the source's where the
     container takes its codec, else the container's own codec (AAC cannot go into WebM: Opus there); (None, False)
@@ -397,7 +412,7 @@ def _audio_stream(av: ModuleType, sink: Any, audio_in: Any, suffix: str) -> tupl
 
 def _run_pipeline(
     av: ModuleType, container: Any, sink: Any, video_in: Any, audio_in: Any, video_out: Any, audio: tuple[Any, bool],
-    rate: Fraction, size: tuple[int, int], source: Path, stages: _Stages, queue_size: int,
+    rate: Fraction, size: tuple[int, int], turns: int, source: Path, stages: _Stages, queue_size: int,
     expected: int | None, progress: Progress | None,
 ) -> tuple[int, float]:  # fmt: skip
     """Runs decode (helper thread) -> [process (helper thread) ->] process or finish (this thread) -> encode + mux
@@ -426,7 +441,10 @@ def _run_pipeline(
                         decoded.put(_Audio(packet))
 
             for index, (frame, timestamp_ms) in enumerate(_timestamps(frames(), rate)):
-                decoded.put(_Frame(index, timestamp_ms, frame.to_ndarray(format="rgb24")))
+                pixels = frame.to_ndarray(format="rgb24")
+                if turns:  # upright, as a player shows it
+                    pixels = np.ascontiguousarray(np.rot90(pixels, turns))
+                decoded.put(_Frame(index, timestamp_ms, pixels))
                 counts["decoded"] = index + 1
         except av.FFmpegError as e:
             raise VideoError(

@@ -332,3 +332,39 @@ def test_audio_the_container_cannot_hold_is_re_encoded_not_dropped(tmp_path: Pat
         start = float(first.pts * first.time_base)
         end = float((last.pts + last.duration) * last.time_base)
     assert abs(start) < 0.03 and abs(end - start - source_seconds) < 0.05
+
+
+@pytest.mark.parametrize(("degrees", "white_rows"), [(90, slice(-8, None)), (-90, slice(0, 8)), (180, None)])
+def test_a_rotation_tag_is_applied_so_frames_are_segmented_upright(
+    tmp_path: Path, degrees: int, white_rows: slice | None
+) -> None:
+    """A phone video is stored sideways with a display matrix: frames reach ``process`` upright (as a player shows
+    them) and are written upright without the tag; they used to be segmented sideways and the tag lost."""
+    source = tmp_path / "phone.mp4"
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:, :8] = 255  # a white left edge, as stored
+    with av.open(str(source), "w") as sink:
+        stream = sink.add_stream("libx264", rate=10, options={"crf": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv444p"
+        stream.set_display_rotation(degrees)
+        for _ in range(3):
+            sink.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        sink.mux(stream.encode(None))
+    seen: list[tuple[int, ...]] = []
+
+    def process(rgb: np.ndarray, timestamp_ms: int) -> np.ndarray:
+        seen.append(rgb.shape)
+        return rgb
+
+    report = video.transcode(source, tmp_path / "out.mkv", process, options=LOSSLESS)
+    upright = (32, 64, 3) if degrees == 180 else (64, 32, 3)
+    assert seen == [upright] * 3 and (report.height, report.width) == upright[:2]
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        frame = next(container.decode(container.streams.video[0]))
+        assert not frame.rotation
+        pixels = frame.to_ndarray(format="rgb24")
+    assert pixels.shape == upright
+    expected = np.rot90(stored, round(degrees / 90) % 4)
+    assert np.abs(pixels.astype(int) - expected).max() <= 2
+    if white_rows is not None:
+        assert (pixels[white_rows] > 250).all()
