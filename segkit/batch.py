@@ -344,7 +344,7 @@ def decode_image(source: Path | bytes, *, alpha: bool = False) -> np.ndarray:
             ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of an image that needs no turn
             if alpha and _has_transparency(im):
                 return np.ascontiguousarray(np.asarray(im if im.mode == "RGBA" else im.convert("RGBA")))
-            return _rgb8(im)
+            return rgb8(im)
     except (OSError, ValueError, SyntaxError, NotImplementedError, PILImage.DecompressionBombError) as e:
         reason = "it is empty" if _is_empty(source) else str(e) or type(e).__name__
         raise ValueError(f"cannot read image {name}: {reason}") from None
@@ -367,14 +367,16 @@ def _has_transparency(image: PILImage.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
-def _rgb8(image: PILImage.Image) -> np.ndarray:
-    """A decoded Pillow image as uint8 RGB, never clipping what 8 bits cannot hold."""
+def rgb8(image: PILImage.Image) -> np.ndarray:
+    """A decoded Pillow image as uint8 RGB, never clipping what 8 bits cannot hold: 16-bit gray is rounded to 8
+    bits; ValueError (its message starting "its ...") for float, Lab and integer pixels beyond 16 bits."""
     if image.mode in ("F", "LAB"):
         raise ValueError(f"its {image.mode} pixels (float or Lab) have no faithful 8-bit RGB form; convert it first")
     if image.mode.startswith("I"):
         values = np.asarray(image).astype(np.int64)
         if values.size and (int(values.min()) < 0 or int(values.max()) > 0xFFFF):
-            raise ValueError(f"its 32-bit values {int(values.min())}..{int(values.max())} do not fit 16 bits")
+            low, high = int(values.min()), int(values.max())
+            raise ValueError(f"its {image.mode} gray values {low}..{high} lie outside 0..65535 (16 bits)")
         gray = ((values + 128) // 257).astype(np.uint8)  # 16 bits rounded to 8
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     return np.ascontiguousarray(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))

@@ -10,6 +10,8 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from segkit.batch import rgb8
+
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 _INPUT_TO_OUTPUT = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 # The formats an upload may have: raster formats Pillow decodes itself. Not EPS/PS, whose plugin runs Ghostscript
@@ -62,10 +64,10 @@ def decode_image(data: bytes, max_pixels: int, name: str = "file") -> Decoded:
             source = _INPUT_TO_OUTPUT.get(im.format or "", "png")
             im.load()
             upright = ImageOps.exif_transpose(im)
-            if upright.mode == "I" or upright.mode.startswith("I;16"):
-                pixels = _gray16_to_rgb(upright, name)
-            else:
-                pixels = np.ascontiguousarray(np.asarray(upright.convert("RGB")))
+            try:
+                pixels = rgb8(upright)
+            except ValueError as e:  # float, Lab or beyond-16-bit pixels: refused rather than clipped
+                raise ApiError(400, f"{name} cannot be used: {e}") from None
     except UnidentifiedImageError:
         accepted = ", ".join(_available(INPUT_FORMATS))
         raise ApiError(400, f"{name} is not an image in an accepted format ({accepted})") from None
@@ -82,18 +84,6 @@ def _available(formats: tuple[str, ...]) -> tuple[str, ...]:
     """The formats this Pillow build can open (AVIF, for one, depends on how it was built)."""
     PILImage.init()
     return tuple(f for f in formats if f in PILImage.OPEN)
-
-
-def _gray16_to_rgb(image: PILImage.Image, name: str) -> np.ndarray:
-    """A 16-bit (I;16*) or 32-bit integer (I) gray image as 8-bit RGB, 0..65535 scaled to 0..255 with rounding as
-    the library does (Pillow's ``convert`` would clip everything above 255 to white); ApiError 400 for values
-    outside 0..65535."""
-    values = np.asarray(image)
-    low, high = int(values.min()), int(values.max())  # decode_image refuses images with no pixels
-    if low < 0 or high > 0xFFFF:
-        raise ApiError(400, f"{name} has {image.mode} values {low}..{high}: gray images must lie within 0..65535")
-    gray = ((values.astype(np.int32) + 128) // 257).astype(np.uint8)
-    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
 
 
 def check_output_size(
