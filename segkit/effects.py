@@ -757,11 +757,13 @@ def _estimate_field(blocks: np.ndarray, height: int, width: int) -> np.ndarray |
 
 def _estimate_at(grid: np.ndarray, indices: np.ndarray, width: int) -> np.ndarray:
     """The estimate's packed colors at the given flat pixel indices of an image ``width`` wide."""
-    rows, columns = np.divmod(indices, width)
+    rows = indices // width
+    columns = indices - rows * width
     rows //= _FIELD_STEP
+    rows *= grid.shape[1]
     columns //= _FIELD_STEP
-    result: np.ndarray = grid[rows, columns]
-    return result
+    rows += columns
+    return np.take(grid.reshape(-1), rows)
 
 
 def _packed(array: np.ndarray) -> np.ndarray:
@@ -884,15 +886,16 @@ def replace_background(
         # The soft edge only: out = a * (k * image + (1 - k) * estimate) + (1 - a) * background as two pastes, the
         # image's (weight a k / (1 - a (1 - k))) and the estimate's (weight a (1 - k)); plainly a * image without.
         indices = edge[first:last]
-        edge_alpha = alphas[indices]
-        mixed = packed_backdrop[indices]
+        edge_alpha = np.take(alphas, indices)
+        mixed = np.take(packed_backdrop, indices)
+        subject_colors = np.take(pixels_of_subject, indices)
         if not estimate_colors:
-            _paste_gathered(mixed, pixels_of_subject[indices], edge_alpha)
+            _paste_gathered(mixed, subject_colors, edge_alpha)
         else:
-            _paste_gathered(mixed, pixels_of_subject[indices], _IMAGE_WEIGHTS[edge_alpha])
+            _paste_gathered(mixed, subject_colors, np.take(_IMAGE_WEIGHTS, edge_alpha))
             # with no confident subject anywhere there is no estimate: the image's own colors, a plain composite
-            second = pixels_of_subject[indices] if grid is None else _estimate_at(grid, indices, width)
-            _paste_gathered(mixed, second, _ESTIMATE_WEIGHTS[edge_alpha])
+            second = subject_colors if grid is None else _estimate_at(grid, indices, width)
+            _paste_gathered(mixed, second, np.take(_ESTIMATE_WEIGHTS, edge_alpha))
         packed_backdrop[indices] = mixed
 
     _split_items(edge.size, mix)
@@ -936,8 +939,8 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         # or below _ALL_ESTIMATE take the estimate's whole (a masked copy), and the few between are mixed.
         first, last = np.searchsorted(edge, (top * width, bottom * width))
         mixed = edge[first:last]
-        mixes = flat[mixed]
-        _paste_gathered(mixes, _estimate_at(grid, mixed, width), _ESTIMATE_SHARES[alphas[mixed]])
+        mixes = np.take(flat, mixed)
+        _paste_gathered(mixes, _estimate_at(grid, mixed, width), np.take(_ESTIMATE_SHARES, np.take(alphas, mixed)))
         flat[mixed] = mixes
         step = _FIELD_STEP
         cells = np.repeat(grid[top // step : -(-bottom // step)], step, axis=1)[:, :width]  # the field's rows
