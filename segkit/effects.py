@@ -921,16 +921,10 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
     if blocks is None:
         return out
     height, width = alpha.shape
-    grids: list[np.ndarray | None] = []
-    edges: list[np.ndarray] = []
-    _side_by_side(
-        height * width,
-        lambda: grids.append(_estimate_field(blocks, height, width)),
-        lambda: edges.append(_edge(alpha, _ALL_ESTIMATE + 1, 254)),
-    )
-    grid, edge = grids[0], edges[0]  # edge: the pixels that mix image and estimate
+    grid = _estimate_field(blocks, height, width)  # (on this thread: nothing else is left to overlap it with)
     if grid is None:  # no confident subject anywhere: the image's own colors
         return out
+    edge = _edge(alpha, _ALL_ESTIMATE + 1, 254)  # the pixels that mix image and estimate
     colors = _packed(out)
     flat, alphas = colors.reshape(-1), alpha.reshape(-1)
 
