@@ -24,12 +24,14 @@ interrupted run never leaves a partial output and a rerun skips what is finished
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import io
 import itertools
 import multiprocessing
 import os
 import pickle
+import platform
 import re
 import secrets
 import signal
@@ -465,12 +467,13 @@ class Worker:
     :class:`SetupError` when the segmenter or the effect's inputs cannot be built at all. ``dedicated``: this
     process runs nothing but this worker (a pool worker, a Ray actor, the command line), so process-wide settings
     are tuned for it: the effects' row split takes ``task.num_threads`` threads too (the workers together do not
-    oversubscribe the cores), and Pillow keeps freed image memory for the next image.
+    oversubscribe the cores), and Pillow and malloc keep freed image memory for the next image.
     """
 
     def __init__(self, task: Task, *, video_progress: VideoProgress | None = None, dedicated: bool = False) -> None:
         if dedicated:
             _reuse_image_memory()
+            _reuse_heap_memory()
             if task.num_threads is not None:
                 from segkit import effects
 
@@ -836,6 +839,28 @@ def _reuse_image_memory() -> None:
 
         # What Pillow does with the variable at import; its C module is not re-exported in the type stubs.
         PILImage.core.set_blocks_max(_CACHED_IMAGE_BLOCKS)  # type: ignore[attr-defined]
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+_HEAP_BLOCK_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit systems: a 4K RGBA frame is under it
+_HEAP_KEPT_BYTES = 256 << 20
+
+
+def _reuse_heap_memory() -> None:
+    """Lets glibc's malloc keep freed memory for the next image. By default it maps each block above a threshold
+    that starts at 128 KB afresh and unmaps it on free, and trims the heap's top, so every image's buffers
+    page-fault in again: ~5,000 faults and ~10 ms of system time per 720p image, half the job (batch's
+    ``--workers 1`` measured). Fixing both thresholds (``mallopt``, what ``MALLOC_MMAP_THRESHOLD_`` and
+    ``MALLOC_TRIM_THRESHOLD_`` set at start-up, which win when given) keeps up to 256 MB for reuse. glibc only."""
+    if platform.libc_ver()[0] != "glibc" or {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCK_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, _HEAP_KEPT_BYTES)
 
 
 def _stop(signum: int, frame: object) -> None:
