@@ -846,21 +846,21 @@ _HEAP_BLOCK_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit systems
 _HEAP_KEPT_BYTES = 256 << 20
 
 
-def _reuse_heap_memory() -> None:
+def _reuse_heap_memory() -> bool:
     """Lets glibc's malloc keep freed memory for the next image. By default it maps each block above a threshold
     that starts at 128 KB afresh and unmaps it on free, and trims the heap's top, so every image's buffers
     page-fault in again: ~5,000 faults and ~10 ms of system time per 720p image, half the job (batch's
     ``--workers 1`` measured). Fixing both thresholds (``mallopt``, what ``MALLOC_MMAP_THRESHOLD_`` and
-    ``MALLOC_TRIM_THRESHOLD_`` set at start-up, which win when given) keeps up to 256 MB for reuse. glibc only."""
+    ``MALLOC_TRIM_THRESHOLD_`` set at start-up, which win when given) keeps up to 256 MB for reuse. glibc only;
+    True when it was applied."""
     if platform.libc_ver()[0] != "glibc" or {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
-        return
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return
+        return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCK_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, _HEAP_KEPT_BYTES)
+    return bool(mallopt(_M_MMAP_THRESHOLD, _HEAP_BLOCK_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _HEAP_KEPT_BYTES))
 
 
 def _stop(signum: int, frame: object) -> None:
