@@ -829,10 +829,15 @@ def _weight_image(alpha: np.ndarray, weights: np.ndarray | None) -> PILImage.Ima
     return mask if weights is None else mask.point(weights.tolist())
 
 
+def _field_cells(grid: np.ndarray, top: int, bottom: int, width: int) -> np.ndarray:
+    """The grid rows covering pixel rows ``top:bottom`` (``top`` a multiple of the field's step), each repeated to
+    the image's ``width``: packed colors, one row per ``_FIELD_STEP`` pixel rows."""
+    return np.repeat(grid[top // _FIELD_STEP : -(-bottom // _FIELD_STEP)], _FIELD_STEP, axis=1)[:, :width]
+
+
 def _estimate_rows(grid: np.ndarray, top: int, bottom: int, width: int) -> np.ndarray:
     """Rows ``top:bottom`` (``top`` a multiple of the field's step) of the full-size estimate, (h, W, 4) uint8."""
-    cells = grid[top // _FIELD_STEP : -(-bottom // _FIELD_STEP)]
-    rows = np.repeat(np.repeat(cells, _FIELD_STEP, axis=0)[: bottom - top], _FIELD_STEP, axis=1)[:, :width]
+    rows = np.repeat(_field_cells(grid, top, bottom, width), _FIELD_STEP, axis=0)[: bottom - top]
     return np.ascontiguousarray(rows).view(np.uint8).reshape(bottom - top, width, 4)
 
 
@@ -907,7 +912,7 @@ def replace_background(
     else:
         _split_rows(height, width, lay)
         edges.append(_edge(alpha, 1, 254))
-    grid, edge = (grids or [None])[0], edges[0]
+    grid, edge = grids[0] if grids else None, edges[0]
     pixels_of_subject, alphas = _packed(subject).reshape(-1), alpha.reshape(-1)
     packed_backdrop = _packed(backdrop).reshape(-1)
 
@@ -988,7 +993,7 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         first, last = np.searchsorted(edge, (top * width, bottom * width))
         _in_steps(int(first), int(last), mix)
         step = _FIELD_STEP
-        cells = np.repeat(grid[top // step : -(-bottom // step)], step, axis=1)[:, :width]  # the field's rows
+        cells = _field_cells(grid, top, bottom, width)
         whole = alpha[top:bottom] <= _ALL_ESTIMATE
         split = top + (bottom - top) // step * step
         np.copyto(

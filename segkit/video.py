@@ -389,7 +389,7 @@ def _quarter_turns(av: ModuleType, source: Path) -> int:
     sideways with such a tag. Read from the first frame of a separate opening (the output's size depends on it
     before decoding starts); 0 when there is none or it cannot be read."""
     with contextlib.suppress(av.FFmpegError, OSError, IndexError, StopIteration), av.open(str(source)) as probe:
-        rotation = next(probe.decode(probe.streams.video[0])).rotation
+        rotation = getattr(next(probe.decode(probe.streams.video[0])), "rotation", 0)  # older PyAV: no such property
         return round(rotation / 90) % 4 if rotation else 0
     return 0
 
