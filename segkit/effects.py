@@ -26,7 +26,8 @@ after ``replace_background`` or ``cutout``; both estimate the subject's colors t
 
 Speed: the work is done at the resolution the result needs (the background blur runs on a 1/8-size image at sigma 15,
 the edge-color estimate on 8x8 blocks, the guided refinement on a quarter-size grid) in Pillow's C paths, which
-release the GIL; full-size passes are split over two threads for large images. The output bits do not depend on the
+release the GIL; full-size passes are split over two threads for images of 500,000 pixels or more (below that the
+handoff costs more than it saves). The output bits do not depend on the
 thread count.
 """
 
@@ -83,8 +84,7 @@ CategorySpec = int | str | Sequence[int | str]
 """Subject categories: an index, a label name, or a sequence of them."""
 
 _RANGE_TOLERANCE = 1e-3
-_SPLIT_PIXELS = 250_000  # below this a second thread costs more than it saves
-_OVERLAP_PIXELS = 150_000  # the same for two different tasks run side by side
+_SPLIT_PIXELS = 500_000  # below this a second thread costs more than it saves: 640x480 runs on one (measured)
 _REFINE_CHOICES = ("none", "feather", "guided")
 
 
@@ -142,7 +142,7 @@ def _in_parallel(background_work: Callable[[], None], work: Callable[[], None]) 
 
 def _side_by_side(pixels: int, background_work: Callable[[], None], work: Callable[[], None]) -> None:
     """``_in_parallel`` for an image of that many pixels when it is large enough to gain from it, else in order."""
-    if pixels >= _OVERLAP_PIXELS:
+    if pixels >= _SPLIT_PIXELS:
         _in_parallel(background_work, work)
     else:
         background_work()
@@ -521,16 +521,17 @@ def mask_to_alpha(mask: MaskInput, shape: tuple[int, int] | None = None, name: s
 
 
 def _alpha_u8(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A float alpha as rounded 8-bit alpha of the image's size (upsampled once when smaller or larger)."""
+    """A float alpha as rounded 8-bit alpha of the image's size (upsampled once when smaller or larger).
+
+    ``alpha`` lies in [0, 1] within ``_RANGE_TOLERANCE``, as ``_resolve`` gives it, so no clip is needed.
+    """
     if alpha.shape != shape:
         alpha = _resize_plane(alpha, shape)
     out = np.empty(shape, np.uint8)
 
-    def work(top: int, bottom: int) -> None:
+    def work(top: int, bottom: int) -> None:  # alpha * 255 + 0.5 lies in [0.24, 255.76]: the cast truncates it
         part = alpha[top:bottom] * np.float32(255.0)
-        part += np.float32(0.5)
-        np.clip(part, 0.0, 255.0, out=part)
-        out[top:bottom] = part
+        np.add(part, np.float32(0.5), out=out[top:bottom], casting="unsafe")
 
     _split_rows(shape[0], shape[1], work)
     return out
@@ -664,19 +665,18 @@ _ESTIMATE_FROM = 0.85
 """Blocks whose mean alpha is below this give no color to the estimate: they may hold some of the old background."""
 _BLOCK_WEIGHTS = (np.clip((_LEVELS - _ESTIMATE_FROM) / (1 - _ESTIMATE_FROM), 0.0, 1.0) ** 2).astype(np.float32)
 _ESTIMATE_SCALE = 8  # the estimate is computed on 8x8 blocks; the colors it gives are used on a quarter-size grid
-_ESTIMATE_TAPS = np.exp(-0.5 * (np.arange(-3, 4) / 0.75) ** 2).astype(np.float32)  # sigma 0.75 blocks = 6 px
 _TRUSTED_WEIGHT = np.float32(0.05)  # a cell with this much confident weight is trusted over the coarser cells
 _FIELD_STEP = 4  # the estimated colors are interpolated on a grid of this step in pixels
 
 
 def _blur_last_axis(x: np.ndarray) -> np.ndarray:
-    """``x`` blurred along its last axis by the estimate's Gaussian taps (zero outside)."""
-    radius = len(_ESTIMATE_TAPS) // 2
-    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(radius, radius)])
-    n = x.shape[-1]
-    out: np.ndarray = padded[..., :n] * _ESTIMATE_TAPS[0]
-    for i, tap in enumerate(_ESTIMATE_TAPS[1:], 1):
-        out += padded[..., i : i + n] * tap
+    """``x`` blurred along its last axis by the binomial taps [1, 2, 1] (zero outside; unnormalized, which the
+    normalized convolution divides out): sigma 0.71 blocks, 6 px, in four array passes."""
+    padded = np.zeros((*x.shape[:-1], x.shape[-1] + 2), np.float32)
+    padded[..., 1:-1] = x
+    out: np.ndarray = padded[..., :-2] + padded[..., 2:]
+    out += x
+    out += x
     return out
 
 
@@ -715,14 +715,37 @@ def _pull_push(weighted: np.ndarray) -> np.ndarray | None:
     return colors
 
 
+def _block_means(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Approximate 8x8 block means of an (H, W, 4) uint8 image's colors, with the alpha's as the fourth channel:
+    (ceil(H / 8), ceil(W / 8), 4) uint8 from four samples per block (its pixels 2 and 6 across and down; blocks
+    past the image's end repeat its last samples).
+
+    A sixteenth of the pixels, read in strides: a full reduce read them all at six times the cost, for a field
+    that is blurred over blocks anyway.
+    """
+    height, width = alpha.shape
+    step = _ESTIMATE_SCALE // 2
+    rows, columns = -(-height // _ESTIMATE_SCALE) * 2, -(-width // _ESTIMATE_SCALE) * 2
+
+    def sampled(plane: np.ndarray) -> np.ndarray:
+        part = plane[min(step // 2, height - 1) :: step, min(step // 2, width - 1) :: step]
+        return np.pad(part, ((0, rows - part.shape[0]), (0, columns - part.shape[1])), mode="edge")
+
+    samples = sampled(_packed(colors)).view(np.uint8).reshape(rows, columns, 4)
+    means = np.array(_canvas(samples).reduce(2))
+    means[:, :, 3] = PILImage.fromarray(sampled(alpha), "L").reduce(2)
+    return means
+
+
 def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
-    """The subject's colors spread outward, at 1/8 size, as (h, w, 4) uint8: a normalized Gaussian convolution
+    """The subject's colors spread outward, at 1/8 size, as (h, w, 4) uint8: a normalized binomial convolution
     (sigma 6 px) of 8x8 block colors, weighted by how surely each block is all subject (mean alpha 0.85 -> 0,
     1 -> 1, squared).
 
     Near the edge it is the color of the nearby confident subject, free of the old background: blocks on the edge,
-    whose colors mix both, weigh nothing. Beyond the blur's reach (3 blocks), a pull-push pyramid fills in the
-    nearest confident subject's color. None when no block is confidently subject: nothing to estimate from.
+    whose colors mix both, weigh nothing. Beyond the blur's reach (a block), a pull-push pyramid fills in the
+    nearest confident subject's color. ``blocks`` are ``_block_means``. None when no block is confidently subject:
+    nothing to estimate from.
     """
     weight = _BLOCK_WEIGHTS[blocks[:, :, 3]]
     weighted = np.empty((4, *weight.shape), np.float32)  # channels first
@@ -738,32 +761,44 @@ def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
     return small
 
 
-def _estimate_field(blocks: np.ndarray, height: int, width: int) -> np.ndarray | None:
-    """The estimated subject colors on a quarter-size grid, packed RGBX (uint32, ceil(H / 4) x ceil(W / 4)), each
-    standing for 4x4 pixels (a smooth field: a tenth of the cost of a full-size upsample); or None.
+def _estimate_field(small: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The estimate (``_estimate_source``) on a quarter-size grid, packed RGBX (uint32, ceil(H / 4) x ceil(W / 4)),
+    each cell standing for 4x4 pixels (a smooth field: a tenth of the cost of a full-size upsample).
 
-    ``blocks`` are the image's 8x8 block means with the alpha's as the fourth channel (``_subject_pixels``). The
-    grid is interpolated in one piece: Pillow's bilinear rounding depends on the box, so rows made apart would
-    change bits with the thread count.
+    Bilinear, by Pillow, in two halves of rows that are the same whatever the thread count (its rounding depends
+    on the box, so the bits would otherwise change with it); the halves run on two threads for large images.
     """
-    small = _estimate_source(blocks)
-    if small is None:
-        return None
     grid_w, grid_h = -(-width // _FIELD_STEP), -(-height // _FIELD_STEP)
     up = _ESTIMATE_SCALE / _FIELD_STEP
-    box = (0, 0, grid_w / up, grid_h / up)
-    return _packed(np.asarray(_canvas(small).resize((grid_w, grid_h), PILImage.Resampling.BILINEAR, box=box)))
+    grid = np.empty((grid_h, grid_w, 4), np.uint8)
+    source = _canvas(small)
+    middle = grid_h // 2
+
+    def work(top: int, bottom: int) -> None:
+        if top < bottom:
+            box = (0.0, top / up, grid_w / up, bottom / up)
+            part = source.resize((grid_w, bottom - top), PILImage.Resampling.BILINEAR, box=box)
+            _canvas(grid[top:bottom]).paste(part)
+
+    _side_by_side(height * width, lambda: work(middle, grid_h), lambda: work(0, middle))
+    return _packed(grid)
+
+
+def _cells_at(indices: np.ndarray, width: int) -> np.ndarray:
+    """The field cells (flat indices into the quarter-size grid) of the given flat pixel indices of an image
+    ``width`` wide."""
+    rows = indices // width
+    columns = indices - rows * width
+    rows //= _FIELD_STEP
+    rows *= -(-width // _FIELD_STEP)
+    columns //= _FIELD_STEP
+    rows += columns
+    return rows
 
 
 def _estimate_at(grid: np.ndarray, indices: np.ndarray, width: int) -> np.ndarray:
     """The estimate's packed colors at the given flat pixel indices of an image ``width`` wide."""
-    rows = indices // width
-    columns = indices - rows * width
-    rows //= _FIELD_STEP
-    rows *= grid.shape[1]
-    columns //= _FIELD_STEP
-    rows += columns
-    return np.take(grid.reshape(-1), rows)
+    return np.take(grid.reshape(-1), _cells_at(indices, width))
 
 
 def _packed(array: np.ndarray) -> np.ndarray:
@@ -841,27 +876,22 @@ def _estimate_rows(grid: np.ndarray, top: int, bottom: int, width: int) -> np.nd
     return np.ascontiguousarray(rows).view(np.uint8).reshape(bottom - top, width, 4)
 
 
-def _subject_pixels(pixels: np.ndarray, alpha: np.ndarray, blocks: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """The image's colors with the subject's alpha as the fourth channel, (H, W, 4) uint8, written by Pillow; with
-    ``blocks``, also their 8x8 block means, (ceil(H / 8), ceil(W / 8), 4), made in the same pass over the rows.
-    """
+def _subject_pixels(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """The image's colors as (H, W, 4) uint8, written by Pillow, with ``alpha`` as the fourth channel when given
+    (else the raw copy's: for an effect that writes its alpha last, or reads it from ``alpha``)."""
     source = np.ascontiguousarray(pixels)
     raw = "RGB" if source.shape[2] == 3 else "RGBX"
-    height, width = alpha.shape
+    height, width = source.shape[:2]
     out = np.empty((height, width, 4), np.uint8)
-    means: dict[int, np.ndarray] = {}
 
     def work(top: int, bottom: int) -> None:
         rows = _canvas(out[top:bottom])
         rows.frombytes(source[top:bottom], "raw", raw)
-        rows.frombytes(alpha[top:bottom], "raw", "X")
-        if blocks:
-            means[top] = np.asarray(rows.reduce(_ESTIMATE_SCALE))
+        if alpha is not None:
+            rows.frombytes(alpha[top:bottom], "raw", "X")
 
-    _split_rows(height, width, work, step=_ESTIMATE_SCALE)
-    if not blocks:
-        return out, None
-    return out, np.concatenate([means[top] for top in sorted(means)])
+    _split_rows(height, width, work)
+    return out
 
 
 def replace_background(
@@ -894,9 +924,9 @@ def replace_background(
             rows.paste(color, (0, 0, width, bottom - top))
 
     alpha = _alpha_for(pixels, mask, refine)
-    subject, blocks = _subject_pixels(pixels, alpha, estimate_colors)
+    subject = _subject_pixels(pixels, None)  # its fourth byte is never read: the alpha comes from ``alpha``
     backdrop = np.empty((height, width, 4), np.uint8)
-    grids: list[np.ndarray | None] = []
+    smalls: list[np.ndarray | None] = []
     edges: list[np.ndarray] = []
 
     def lay(top: int, bottom: int) -> None:  # the background, and the opaque subject copied over it
@@ -907,12 +937,15 @@ def replace_background(
         lay(0, height)
         edges.append(_edge(alpha, 1, 254))
 
-    if blocks is not None:  # the estimate is made on the helper thread meanwhile: it must not split work itself
-        _side_by_side(height * width, lambda: grids.append(_estimate_field(blocks, height, width)), lay_and_find)
+    if estimate_colors:  # the estimate is made on the helper thread meanwhile: it must not split work itself
+        _side_by_side(
+            height * width, lambda: smalls.append(_estimate_source(_block_means(subject, alpha))), lay_and_find
+        )
     else:
         _split_rows(height, width, lay)
         edges.append(_edge(alpha, 1, 254))
-    grid, edge = grids[0] if grids else None, edges[0]
+    small, edge = smalls[0] if smalls else None, edges[0]
+    grid = None if small is None else _estimate_field(small, height, width)
     pixels_of_subject, alphas = _packed(subject).reshape(-1), alpha.reshape(-1)
     packed_backdrop = _packed(backdrop).reshape(-1)
 
@@ -964,34 +997,47 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         product = alpha.astype(np.uint16) * pixels[:, :, 3]
         product += 127
         alpha = (product // 255).astype(np.uint8)
-    out, blocks = _subject_pixels(pixels, alpha, estimate_colors)  # the output itself: the estimate goes in
-    if blocks is None:
+    out = _subject_pixels(pixels, None if estimate_colors else alpha)  # with the estimate, the alpha goes in last
+    if not estimate_colors:
         return out
     height, width = alpha.shape
-    grid = _estimate_field(blocks, height, width)  # (on this thread: nothing else is left to overlap it with)
-    if grid is None:  # no confident subject anywhere: the image's own colors
-        return out
-    edge = _edge(alpha, _ALL_ESTIMATE + 1, 254)  # the pixels that mix image and estimate
+    smalls: list[np.ndarray | None] = []
     colors = _packed(out)
     flat, alphas = colors.reshape(-1), alpha.reshape(-1)
+    edges: list[tuple[np.ndarray, ...]] = []
+
+    def find_edge() -> None:  # meanwhile: the pixels that mix image and estimate, and all of their mix but the estimate
+        edge = _edge(alpha, _ALL_ESTIMATE + 1, 254)
+        if not _gathered(edge, alpha.size, "cutout"):
+            edges.append((edge,))
+            return
+        shares = np.take(_ESTIMATE_SHARES, np.take(alphas, edge))
+        edges.append((edge, np.take(flat, edge), _cells_at(edge, width), shares))
+
+    _side_by_side(height * width, lambda: smalls.append(_estimate_source(_block_means(out, alpha))), find_edge)
+    small, (edge, *gathered) = smalls[0], edges[0]
+
+    def write_alpha(top: int, bottom: int) -> None:
+        _canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")
+
+    if small is None:  # no confident subject anywhere: the image's own colors
+        _split_rows(height, width, write_alpha)
+        return out
+    grid = _estimate_field(small, height, width)
+    cells_of_grid = grid.reshape(-1)
 
     def mix(first: int, last: int) -> None:
-        mixed = edge[first:last]
-        mixes = np.take(flat, mixed)
-        _paste_gathered(mixes, _estimate_at(grid, mixed, width), np.take(_ESTIMATE_SHARES, np.take(alphas, mixed)))
-        flat[mixed] = mixes
+        image_colors, cells, shares = (part[first:last] for part in gathered)
+        _paste_gathered(image_colors, np.take(cells_of_grid, cells), shares)
+        flat[edge[first:last]] = image_colors
 
     def paste_rows(top: int, bottom: int) -> None:  # a mask soft nearly everywhere: the estimate on whole rows
         rows = _canvas(out[top:bottom])
         shares = _weight_image(alpha[top:bottom], _ESTIMATE_SHARES)
         rows.paste(_canvas(_estimate_rows(grid, top, bottom, width)), (0, 0), shares)
-        rows.frombytes(alpha[top:bottom], "raw", "X")  # the paste mixed the X byte too
+        write_alpha(top, bottom)
 
-    def paste_estimate(top: int, bottom: int) -> None:  # top is a multiple of the field's step
-        # Three kinds of pixel, each written once: opaque ones keep the image's color (already there), those at
-        # or below _ALL_ESTIMATE take the estimate's whole (a masked copy), and the few between are mixed.
-        first, last = np.searchsorted(edge, (top * width, bottom * width))
-        _in_steps(int(first), int(last), mix)
+    def copy_estimate(top: int, bottom: int) -> None:  # top is a multiple of the field's step
         step = _FIELD_STEP
         cells = _field_cells(grid, top, bottom, width)
         whole = alpha[top:bottom] <= _ALL_ESTIMATE
@@ -1003,11 +1049,15 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         )
         if split < bottom:
             np.copyto(colors[split:bottom], cells[-1], where=whole[split - top :])
-        _canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")  # the copies and mixes wrote the X byte
 
-    _split_rows(
-        height, width, paste_estimate if _gathered(edge, alpha.size, "cutout") else paste_rows, step=_FIELD_STEP
-    )
+    if gathered:
+        # Three kinds of pixel, each written once: opaque ones keep the image's color (already there), those at or
+        # below _ALL_ESTIMATE take the estimate's whole (masked copies of whole rows, on the helper thread), and the
+        # few between are mixed (gathered, on this one: small steps gain nothing from a split).
+        _side_by_side(height * width, lambda: copy_estimate(0, height), lambda: _in_steps(0, edge.size, mix))
+        _split_rows(height, width, write_alpha)  # last: the copies and mixes write the fourth byte too
+    else:
+        _split_rows(height, width, paste_rows, step=_FIELD_STEP)
     return out
 
 
