@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 import numpy as np
 
 from segkit._common import available_cores, temporary_prefix
+from segkit.video import VideoOptions
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -143,7 +144,8 @@ class Task:
     ``segment`` writes, in the order of :attr:`FileJob.targets`. ``strength`` None means the command's default
     (blur sigma 15 px, recolor 0.8). ``background`` is a color or an image file; ``smooth`` is the weight of the
     newest mask for videos (None: off). ``num_threads``, ``gpu``, ``gpu_fallback`` and ``normalization`` are the
-    segmenter's options.
+    segmenter's options. ``preset`` and ``crf`` are a video's encoder settings (None: ``segkit.video.VideoOptions``'
+    defaults, x264 superfast at CRF 21).
     """
 
     model: str
@@ -163,6 +165,8 @@ class Task:
     gpu_fallback: bool = False
     normalization: tuple[float, float] | None = None
     jpeg_quality: int = 95
+    preset: str | None = None
+    crf: int | None = None
 
     def __post_init__(self) -> None:
         if self.command not in COMMANDS:
@@ -186,11 +190,19 @@ class Task:
             raise ValueError("a recolor task needs a color")
         if self.color is not None:
             parse_color(self.color, "color")
+        self.video_options()  # ValueError for a bad preset or crf now, not on each video
         if self.background is not None and not Path(self.background).is_file():
             try:
                 parse_color(self.background, "background")
             except ValueError as e:
                 raise ValueError(f"{e} (or an existing image file)") from None
+
+    def video_options(self) -> VideoOptions:
+        """The encoder settings for this task's videos."""
+        return VideoOptions(
+            preset=VideoOptions.preset if self.preset is None else self.preset,
+            crf=VideoOptions.crf if self.crf is None else self.crf,
+        )
 
     @property
     def outputs(self) -> int:
@@ -648,7 +660,12 @@ class Worker:
 
             # Segmentation in a helper thread, the effect here: frame n's effect overlaps frame n+1's inference.
             video.transcode(
-                job.source, job.targets[0], segmenter.segment_for_video, finish=finish, progress=self._video_progress
+                job.source,
+                job.targets[0],
+                segmenter.segment_for_video,
+                finish=finish,
+                progress=self._video_progress,
+                options=self.task.video_options(),
             )
 
     def close(self) -> None:

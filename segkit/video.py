@@ -59,6 +59,7 @@ import numpy as np
 from segkit._common import temporary_prefix
 
 __all__ = [
+    "PRESETS",
     "MissingDependencyError",
     "VideoError",
     "VideoOptions",
@@ -75,6 +76,8 @@ _AUDIO_CODECS = {
 }  # fmt: skip
 """Each container's audio codec, for a source audio it cannot hold as it is (re-encoded)."""
 _AUDIO_RATES = {"libopus": 48000}  # Opus takes 48 kHz (and a few lower rates); the encoder resamples to it
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+"""x264's and x265's speed presets, fastest first."""
 _POLL_S = 0.1
 _DURATION_SHARE = 0.9  # a source without a frame count must decode to this share of its declared duration
 
@@ -110,6 +113,8 @@ class VideoOptions:
     copy_audio: bool = True
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 63:
             raise ValueError(f"crf must be an int in 0..63, got {self.crf!r}")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:

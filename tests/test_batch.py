@@ -19,7 +19,7 @@ import pytest
 from PIL import Image as PILImage
 
 import segkit
-from segkit import batch, effects
+from segkit import batch, effects, video
 from segkit.batch import FileJob, MaskOutput, Task
 from tests.conftest import data_file, load_rgb, model_path
 
@@ -424,10 +424,16 @@ def test_task_and_file_job_check_their_values(tmp_path: Path) -> None:
     """Values the command line refuses are refused by the library too (they were accepted silently); paths given as
     str or one target alone become Path tuples (a str path failed with AttributeError, differently per worker count)."""
     model = str(model_path("selfie_segmenter.tflite"))
-    bad: list[tuple[str, Any]] = [("refine", "sharp"), ("refine_radius", -3), ("refine_radius", 1.5), ("smooth", 5.0)]
+    bad: list[tuple[str, Any]] = [
+        ("refine", "sharp"), ("refine_radius", -3), ("refine_radius", 1.5), ("smooth", 5.0), ("preset", "turbo"),
+        ("crf", 64), ("crf", 20.5),
+    ]  # fmt: skip
     for name, value in [*bad, ("smooth", 0)]:
         with pytest.raises(ValueError, match=name):
             batch.Task(model=model, command="blur", **cast(dict[str, Any], {name: value}))
+    chosen = batch.Task(model=model, command="blur", preset="veryfast", crf=30).video_options()
+    assert (chosen.preset, chosen.crf) == ("veryfast", 30)
+    assert batch.Task(model=model, command="blur").video_options() == video.VideoOptions()
     job = batch.FileJob(cast(Any, str(tmp_path / "a.png")), cast(Any, str(tmp_path / "b.png")))
     assert job.source == tmp_path / "a.png" and job.targets == (tmp_path / "b.png",)
     with pytest.raises(TypeError, match="tuple of paths"):

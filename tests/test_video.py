@@ -256,6 +256,8 @@ def test_options_are_checked() -> None:
         video.VideoOptions(crf=99)
     with pytest.raises(ValueError, match="queue_size"):
         video.VideoOptions(queue_size=0)
+    with pytest.raises(ValueError, match="preset must be one of ultrafast, superfast"):
+        video.VideoOptions(preset="turbo")
 
 
 def test_odd_sized_video_keeps_its_size(tmp_path: Path) -> None:

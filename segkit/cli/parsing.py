@@ -10,6 +10,7 @@ from typing import Literal
 
 import segkit
 from segkit.batch import COMMANDS, Command, Refine
+from segkit.video import PRESETS, VideoOptions
 
 DEFAULT_MODELS: dict[Command, str] = {
     "segment": "selfie_segmenter",
@@ -60,6 +61,8 @@ class RunOptions:
     gpu: bool = False
     gpu_fallback: bool = False
     normalization: tuple[float, float] | None = None
+    preset: str | None = None
+    crf: int | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -220,6 +223,22 @@ def _add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], comma
     elif command == "overlay":
         p.add_argument("--alpha", type=bounded(0, 1), default=0.5, help="tint opacity 0..1 (default: 0.5)")
         p.add_argument("--no-legend", dest="legend", action="store_false", help="do not draw the category legend")
+    if command != "cutout":
+        _add_video_options(p)
+
+
+def _add_video_options(parser: argparse.ArgumentParser) -> None:
+    """The encoder settings of a video output (H.264 in .mp4/.mov/.mkv/.avi, VP9 in .webm)."""
+    encoder = parser.add_argument_group("video output")
+    encoder.add_argument(
+        "--preset", choices=PRESETS, metavar="NAME",
+        help=f"H.264 speed preset, {PRESETS[0]} (fastest, largest files) .. {PRESETS[-1]} (default: "
+        f"{VideoOptions.preset}: 30 fps at 720p on 2 cores beside the segmentation)",
+    )  # fmt: skip
+    encoder.add_argument(
+        "--crf", type=bounded(0, 51, integer=True), metavar="N",
+        help=f"quality, 0 (lossless) .. 51, lower is better and larger (default: {VideoOptions.crf})",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -122,6 +122,8 @@ def build_task(options: RunOptions, model: Path) -> Task:
             gpu=options.gpu,
             gpu_fallback=options.gpu_fallback,
             normalization=options.normalization or models.normalization(options.model),
+            preset=options.preset,
+            crf=None if options.crf is None else int(options.crf),
         )
     except ValueError as e:
         raise UsageError(str(e)) from None

@@ -76,6 +76,26 @@ def test_folder_of_videos_and_images_on_two_workers(tmp_path: Path) -> None:
     assert probe(tmp_path / "out" / "sub" / "two.mkv")[0] == 8
 
 
+def test_encoder_settings_reach_the_encoder(tmp_path: Path) -> None:
+    """--crf and --preset change the file x264 writes (its settings are in the stream: ultrafast turns CABAC off);
+    out-of-range values are usage errors."""
+    source = clip(tmp_path / "clip.mp4")
+    files = {}
+    settings = {"default": [], "fine": ["--crf", "8"], "rough": ["--crf", "40", "--preset", "ultrafast"]}
+    for name, extra in settings.items():
+        files[name] = tmp_path / f"{name}.mp4"
+        done = run("blur", source, "--out", files[name], "-q", *extra)
+        assert done.code == 0, done.err
+        assert probe(files[name])[:3] == (12, Fraction(15), (160, 120))
+    data = {name: path.read_bytes() for name, path in files.items()}
+    assert b"preset" not in data["default"] and b"cabac=1" in data["default"] and b"crf=21.0" in data["default"]
+    assert b"cabac=0" in data["rough"] and b"crf=40.0" in data["rough"]
+    assert len(data["rough"]) < len(data["default"]) < len(data["fine"])
+    for bad in (["--crf", "52"], ["--crf", "2.5"], ["--preset", "turbo"]):
+        done = run("recolor", source, "--color", "teal", *bad)
+        assert done.code == 2 and bad[0] in done.err and "Traceback" not in done.err, done.err
+
+
 def test_cutout_refuses_video(tmp_path: Path) -> None:
     source = clip(tmp_path / "clip.mp4", frames=2)
     done = run("cutout", source)
