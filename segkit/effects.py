@@ -587,36 +587,42 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
         return np.array(pixels, copy=True)
     height, width = alpha.shape
     factor = _scale_for(sigma)
-    rgb = _rgb_pil(pixels)
-    # Normalized convolution: color * w and w = 1 - alpha are averaged down separately (one full-size pass makes
-    # the product), blurred together as premultiplied RGBa and divided at the small size, so no subject color
-    # leaks out. Where the division differs from a full-size one (w ~ 0), the sharp subject covers the result.
-    weight = PILImage.fromarray(255 - alpha, "L")
-    product = PILImage.new("RGB", (width, height))
-    product.paste(rgb, (0, 0), weight)
-    if factor > 1:
-        product, weight = product.reduce(factor), weight.reduce(factor)
-    blurred = PILImage.merge("RGBa", (*product.split(), weight)).filter(ImageFilter.GaussianBlur(sigma / factor))
-    colors = blurred.convert("RGB")
+    colors = _subject_pixels(pixels, None)  # the output: the blurred background is pasted over its background
+    weight = np.subtract(np.uint8(255), alpha)
+    means: dict[int, tuple[PILImage.Image, PILImage.Image]] = {}
+
+    def average(top: int, bottom: int) -> None:  # top is a multiple of the factor, so the halves reduce alike
+        # Normalized convolution: color * w and w = 1 - alpha are averaged down separately (one full-size paste
+        # makes the product), blurred together as premultiplied RGBa and divided at the small size, so no subject
+        # color leaks out. Where the division differs from a full-size one (w ~ 0), the sharp subject covers it.
+        rows_weight = PILImage.fromarray(weight[top:bottom], "L")
+        product = PILImage.new("RGBX", (width, bottom - top))
+        product.paste(_canvas(colors[top:bottom]), (0, 0), rows_weight)
+        means[top] = (product.reduce(factor), rows_weight.reduce(factor)) if factor > 1 else (product, rows_weight)
+
+    _split_rows(height, width, average, step=factor)
+    parts = [means[top] for top in sorted(means)]
+    product = PILImage.fromarray(np.concatenate([np.asarray(p) for p, _ in parts]), "RGBX")
+    weights = PILImage.fromarray(np.concatenate([np.asarray(w) for _, w in parts]), "L")
+    blurred = PILImage.merge("RGBa", (*product.split()[:3], weights)).filter(ImageFilter.GaussianBlur(sigma / factor))
+    background = blurred.convert("RGB").convert("RGBX")
     if factor > 1:
         # Interpolated to half size, then repeated 2x2: a smooth field cannot tell it from a full bilinear upsample.
         half_w, half_h = -(-width // 2), -(-height // 2)
         half = factor / 2
-        colors = colors.resize((half_w, half_h), PILImage.Resampling.BILINEAR, box=(0, 0, half_w / half, half_h / half))
-    out = np.empty((height, width, 3), np.uint8)
-    subject = PILImage.fromarray(alpha, "L")
+        box = (0, 0, half_w / half, half_h / half)
+        background = background.resize((half_w, half_h), PILImage.Resampling.BILINEAR, box=box)
 
     def work(top: int, bottom: int) -> None:
         size = (width, bottom - top)
         if factor > 1:
-            part = colors.resize(size, PILImage.Resampling.NEAREST, box=(0.0, top / 2, width / 2, bottom / 2))
+            part = background.resize(size, PILImage.Resampling.NEAREST, box=(0.0, top / 2, width / 2, bottom / 2))
         else:
-            part = colors.crop((0, top, width, bottom))
-        part.paste(_rows(rgb, top, bottom), (0, 0), _rows(subject, top, bottom))
-        out[top:bottom] = np.asarray(part)
+            part = background.crop((0, top, width, bottom))
+        _canvas(colors[top:bottom]).paste(part, (0, 0), PILImage.fromarray(weight[top:bottom], "L"))
 
     _split_rows(height, width, work)
-    return _with_alpha(out, pixels)
+    return _with_alpha(_rgb(colors), pixels)
 
 
 # --- compositing ----------------------------------------------------------------------------------------------------
