@@ -819,9 +819,10 @@ def _edge(alpha: np.ndarray, low: int, high: int) -> np.ndarray:
     return np.flatnonzero((alpha - np.uint8(low)) <= high - low)
 
 
-_STRIP = 1 << 14
-"""Gathered pixels per step: each step's copies and indices stay small (cache-resident, and reused by the allocator
-rather than faulted in afresh, which a whole edge's would be on every image)."""
+_STRIP = 1 << 17
+"""Gathered pixels per step. Few large steps: each numpy or Pillow call releases the interpreter lock for long, so
+two threads' halves run side by side (720p replace with 16K-pixel steps: 6.5-6.9 ms on one thread, slower split;
+with 128K: 5.6 ms split). Fewer bytes than the image's, and a dedicated worker keeps them mapped (``batch``)."""
 
 
 def _paste_gathered(base: np.ndarray, top: np.ndarray, weight: np.ndarray) -> None:
@@ -836,6 +837,11 @@ def _in_steps(first: int, last: int, work: Callable[[int, int], None]) -> None:
     """Runs ``work(start, end)`` over ``first:last`` in steps of at most ``_STRIP`` gathered pixels."""
     for start in range(first, last, _STRIP):
         work(start, min(start + _STRIP, last))
+
+
+def _split_items(count: int, work: Callable[[int, int], None]) -> None:
+    """``_in_steps`` over ``count`` gathered pixels, in two halves on two threads when there are many."""
+    _split_rows(count, 1, lambda first, last: _in_steps(first, last, work), threshold=_SPLIT_PIXELS // 8)
 
 
 _BAND = 1 << 17
@@ -986,7 +992,7 @@ def replace_background(
             rows.paste(second, (0, 0), _weight_image(edge_alpha, _ESTIMATE_WEIGHTS))
 
     if _gathered(edge, alpha.size, "replace"):
-        _in_steps(0, edge.size, mix)  # on this thread: steps this small, split, wait on each other's lock
+        _split_items(edge.size, mix)
     else:
         _split_rows(height, width, mix_rows, step=_FIELD_STEP)
     return _with_alpha(_rgb(backdrop), pixels)
