@@ -106,12 +106,10 @@ class Preprocessor:
         return self._resize(pixels, alpha_needed)
 
     def _opaque(self, rgb: np.ndarray) -> np.ndarray:
-        """RGBA of ``rgb`` with alpha 255 in a buffer reused per size: its alpha is written once, at creation,
-        and the per-call copy touches only the color bytes."""
+        """RGBA of ``rgb`` with alpha 255, in a buffer reused per size."""
         shape = (*rgb.shape[:2], 4)
         if self._rgba is None or self._rgba.shape != shape:
             self._rgba = np.empty(shape, dtype=np.uint8)
-            self._rgba[:, :, 3] = 255
         return rgb_into_rgba(rgb, self._rgba)
 
     def _warp(self, pixels: np.ndarray, rotation: int) -> np.ndarray:
