@@ -1,5 +1,5 @@
 """Small helpers every stage shares: a bounded plan cache, the band size of banded passes, the usable cores, the
-check for an index in ASCII digits, the names of temporary files.
+check for an index in ASCII digits, the names of temporary files, a Pillow image over a numpy buffer.
 
 Imports nothing of segkit, so ``preprocess``, ``postprocess`` and ``runtime`` may all use it without importing
 each other.
@@ -13,6 +13,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Generic, TypeVar
+
+import numpy as np
+from PIL import Image as PILImage
 
 # Output elements per band of a banded pass (~128 KiB of float32 or int32 per intermediate): small enough that a
 # band's temporaries stay in cache. The bits never depend on it, only the speed.
@@ -80,3 +83,16 @@ def temporary_prefix(target: Path) -> str:
     writes images, ``segkit.video`` videos).
     """
     return "." + hashlib.sha256(os.fsencode(target.name)).hexdigest()[:16]
+
+
+def rgbx_canvas(array: np.ndarray) -> PILImage.Image:
+    """An "RGBX" Pillow image whose pixels are ``array``'s memory (a writable C-contiguous (H, W, 4) uint8 array).
+
+    What Pillow pastes or decodes into it lands in the array, with no copy out (``np.asarray`` of a Pillow image
+    copies twice). ``frombuffer`` shares the memory but marks the image read-only, so that a paste would first copy
+    it; the array is the caller's own, so the mark is lifted.
+    """
+    height, width = array.shape[:2]
+    image = PILImage.frombuffer("RGBX", (width, height), array, "raw", "RGBX", 0, 1)
+    image.readonly = 0
+    return image

@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageColor, ImageDraw, ImageFilter, ImageFont
 
-from segkit._common import is_index
+from segkit._common import is_index, rgbx_canvas
 from segkit.image import Image, ImageFormat
 from segkit.result import ImageSegmenterResult
 
@@ -161,19 +161,6 @@ def _helper() -> ThreadPoolExecutor:
 def _rows(image: PILImage.Image, top: int, bottom: int) -> PILImage.Image:
     """Rows ``top:bottom`` of an image to read from: the image itself when that is all of it (a crop copies)."""
     return image if top == 0 and bottom == image.height else image.crop((0, top, image.width, bottom))
-
-
-def _canvas(array: np.ndarray) -> PILImage.Image:
-    """An "RGBX" Pillow image whose pixels are ``array``'s memory (a writable C-contiguous (H, W, 4) uint8 array).
-
-    What Pillow pastes or decodes into it lands in the array, with no copy out (``np.asarray`` of a Pillow image
-    copies twice). ``frombuffer`` shares the memory but marks the image read-only, so that a paste would first copy
-    it; the array is the effect's own, so the mark is lifted.
-    """
-    height, width = array.shape[:2]
-    image = PILImage.frombuffer("RGBX", (width, height), array, "raw", "RGBX", 0, 1)
-    image.readonly = 0
-    return image
 
 
 # --- validation and conversion --------------------------------------------------------------------------------------
@@ -597,7 +584,7 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
         # color leaks out. Where the division differs from a full-size one (w ~ 0), the sharp subject covers it.
         rows_weight = PILImage.fromarray(weight[top:bottom], "L")
         product = PILImage.new("RGBX", (width, bottom - top))
-        product.paste(_canvas(colors[top:bottom]), (0, 0), rows_weight)
+        product.paste(rgbx_canvas(colors[top:bottom]), (0, 0), rows_weight)
         means[top] = (product.reduce(factor), rows_weight.reduce(factor)) if factor > 1 else (product, rows_weight)
 
     _split_rows(height, width, average, step=factor)
@@ -619,7 +606,7 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
             part = background.resize(size, PILImage.Resampling.NEAREST, box=(0.0, top / 2, width / 2, bottom / 2))
         else:
             part = background.crop((0, top, width, bottom))
-        _canvas(colors[top:bottom]).paste(part, (0, 0), PILImage.fromarray(weight[top:bottom], "L"))
+        rgbx_canvas(colors[top:bottom]).paste(part, (0, 0), PILImage.fromarray(weight[top:bottom], "L"))
 
     _split_rows(height, width, work)
     return _with_alpha(_rgb(colors), pixels)
@@ -739,7 +726,7 @@ def _block_means(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return np.pad(part, ((0, rows - part.shape[0]), (0, columns - part.shape[1])), mode="edge")
 
     samples = sampled(_packed(colors)).view(np.uint8).reshape(rows, columns, 4)
-    means = np.array(_canvas(samples).reduce(2))
+    means = np.array(rgbx_canvas(samples).reduce(2))
     means[:, :, 3] = PILImage.fromarray(sampled(alpha), "L").reduce(2)
     return means
 
@@ -778,14 +765,14 @@ def _estimate_field(small: np.ndarray, height: int, width: int) -> np.ndarray:
     grid_w, grid_h = -(-width // _FIELD_STEP), -(-height // _FIELD_STEP)
     up = _ESTIMATE_SCALE / _FIELD_STEP
     grid = np.empty((grid_h, grid_w, 4), np.uint8)
-    source = _canvas(small)
+    source = rgbx_canvas(small)
     middle = grid_h // 2
 
     def work(top: int, bottom: int) -> None:
         if top < bottom:
             box = (0.0, top / up, grid_w / up, bottom / up)
             part = source.resize((grid_w, bottom - top), PILImage.Resampling.BILINEAR, box=box)
-            _canvas(grid[top:bottom]).paste(part)
+            rgbx_canvas(grid[top:bottom]).paste(part)
 
     _side_by_side(height * width, lambda: work(middle, grid_h), lambda: work(0, middle))
     return _packed(grid)
@@ -830,8 +817,8 @@ def _paste_gathered(base: np.ndarray, top: np.ndarray, weight: np.ndarray) -> No
     """Pillow's masked paste of packed pixels ``top`` over ``base`` (in place), with 8-bit ``weight``: the same
     arithmetic as a paste of whole images, on pixels gathered from anywhere into one row."""
     mask = PILImage.frombuffer("L", (base.size, 1), weight, "raw", "L", 0, 1)
-    over = _canvas(top.view(np.uint8).reshape(1, -1, 4))
-    _canvas(base.view(np.uint8).reshape(1, -1, 4)).paste(over, (0, 0), mask)
+    over = rgbx_canvas(top.view(np.uint8).reshape(1, -1, 4))
+    rgbx_canvas(base.view(np.uint8).reshape(1, -1, 4)).paste(over, (0, 0), mask)
 
 
 def _in_steps(first: int, last: int, work: Callable[[int, int], None]) -> None:
@@ -859,7 +846,7 @@ def _rgb(rgbx: np.ndarray) -> np.ndarray:
     band = max(1, _BAND // width)
     for start in range(0, height, band):
         end = min(start + band, height)
-        out[start:end] = np.frombuffer(_canvas(rgbx[start:end]).tobytes("raw", "RGB"), np.uint8).reshape(
+        out[start:end] = np.frombuffer(rgbx_canvas(rgbx[start:end]).tobytes("raw", "RGB"), np.uint8).reshape(
             end - start, width, 3
         )
     return out
@@ -902,7 +889,7 @@ def _subject_pixels(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     out = np.empty((height, width, 4), np.uint8)
 
     def work(top: int, bottom: int) -> None:
-        rows = _canvas(out[top:bottom])
+        rows = rgbx_canvas(out[top:bottom])
         rows.frombytes(source[top:bottom], "raw", raw)
         if alpha is not None:
             rows.frombytes(alpha[top:bottom], "raw", "X")
@@ -947,7 +934,7 @@ def replace_background(
     edges: list[np.ndarray] = []
 
     def lay(top: int, bottom: int) -> None:  # the background, and the opaque subject copied over it
-        fill(_canvas(backdrop[top:bottom]), top, bottom)
+        fill(rgbx_canvas(backdrop[top:bottom]), top, bottom)
         np.copyto(_packed(backdrop[top:bottom]), _packed(subject[top:bottom]), where=alpha[top:bottom] == 255)
 
     def lay_and_find() -> None:
@@ -983,13 +970,13 @@ def replace_background(
         packed_backdrop[indices] = mixed
 
     def mix_rows(top: int, bottom: int) -> None:  # the same pastes on whole rows, for a mask soft nearly everywhere
-        rows, edge_alpha = _canvas(backdrop[top:bottom]), alpha[top:bottom]
-        subject_rows = _canvas(subject[top:bottom])
+        rows, edge_alpha = rgbx_canvas(backdrop[top:bottom]), alpha[top:bottom]
+        subject_rows = rgbx_canvas(subject[top:bottom])
         if not estimate_colors:
             rows.paste(subject_rows, (0, 0), _weight_image(edge_alpha, None))
         else:
             rows.paste(subject_rows, (0, 0), _weight_image(edge_alpha, _IMAGE_WEIGHTS))
-            second = subject_rows if grid is None else _canvas(_estimate_rows(grid, top, bottom, width))
+            second = subject_rows if grid is None else rgbx_canvas(_estimate_rows(grid, top, bottom, width))
             rows.paste(second, (0, 0), _weight_image(edge_alpha, _ESTIMATE_WEIGHTS))
 
     if _gathered(edge, alpha.size, "replace"):
@@ -1033,7 +1020,7 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
     small, (edge, *gathered) = smalls[0], edges[0]
 
     def write_alpha(top: int, bottom: int) -> None:
-        _canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")
+        rgbx_canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")
 
     if small is None:  # no confident subject anywhere: the image's own colors
         _split_rows(height, width, write_alpha)
@@ -1047,9 +1034,9 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         flat[edge[first:last]] = image_colors
 
     def paste_rows(top: int, bottom: int) -> None:  # a mask soft nearly everywhere: the estimate on whole rows
-        rows = _canvas(out[top:bottom])
+        rows = rgbx_canvas(out[top:bottom])
         shares = _weight_image(alpha[top:bottom], _ESTIMATE_SHARES)
-        rows.paste(_canvas(_estimate_rows(grid, top, bottom, width)), (0, 0), shares)
+        rows.paste(rgbx_canvas(_estimate_rows(grid, top, bottom, width)), (0, 0), shares)
         write_alpha(top, bottom)
 
     def copy_estimate(top: int, bottom: int) -> None:  # top is a multiple of the field's step

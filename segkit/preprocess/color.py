@@ -13,7 +13,8 @@ segkit converts every format with an obvious meaning instead:
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image as PILImage
+
+from segkit._common import rgbx_canvas
 
 UNKNOWN, SRGB, SRGBA, GRAY8, GRAY16, SRGB48, SRGBA64, VEC32F1, SBGRA, VEC32F2, VEC32F4 = (
     0,
@@ -78,10 +79,7 @@ def rgb_into_rgba(rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
 
     Pillow's RGB unpacker writes into ``out``'s memory (an "RGBX" image over it): at 720p 0.3 ms, where numpy's
     strided copy of 3-byte items takes 1.3 ms, the same bytes."""
-    height, width = rgb.shape[:2]
-    image = PILImage.frombuffer("RGBX", (width, height), out, "raw", "RGBX", 0, 1)
-    image.readonly = 0  # the buffer is the caller's own, writable
-    image.frombytes(rgb, "raw", "RGB")
+    rgbx_canvas(out).frombytes(rgb, "raw", "RGB")
     return out
 
 
