@@ -658,15 +658,17 @@ class Worker:
             def finish(frame: np.ndarray, result: ImageSegmenterResult) -> np.ndarray:
                 return _as_rgb(self._render(frame, result, segmenter, smoother)[0])
 
-            # Segmentation in a helper thread, the effect here: frame n's effect overlaps frame n+1's inference.
-            video.transcode(
-                job.source,
-                job.targets[0],
-                segmenter.segment_for_video,
-                finish=finish,
-                progress=self._video_progress,
-                options=self.task.video_options(),
-            )
+            # Segmentation in a helper thread, the effect here: frame n's effect overlaps frame n+1's inference. The
+            # pipeline's threads keep the cores busy, so the effect runs on this one alone.
+            with effects.thread_limit(1):
+                video.transcode(
+                    job.source,
+                    job.targets[0],
+                    segmenter.segment_for_video,
+                    finish=finish,
+                    progress=self._video_progress,
+                    options=self.task.video_options(),
+                )
 
     def close(self) -> None:
         """Frees the segmenter (the worker can be used again: it reopens on the next image)."""

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,6 +70,7 @@ __all__ = [
     "replace_background",
     "set_num_threads",
     "subject_mask",
+    "thread_limit",
 ]
 
 Color = str | Sequence[int]
@@ -114,6 +116,32 @@ def set_num_threads(count: int) -> None:
     _threads = min(count, 2)
 
 
+_local = threading.local()
+
+
+@contextmanager
+def thread_limit(count: int) -> Iterator[None]:
+    """Within the block, effects called from this thread use at most ``count`` threads (the global setting elsewhere).
+
+    For a caller whose own threads already keep the cores busy, as a video pipeline's do: there a second effects
+    thread only contends for them (720p video measured 5-8% faster with effects on one thread).
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"thread count must be an int >= 1, got {count!r}")
+    outer = getattr(_local, "limit", None)
+    _local.limit = count if outer is None else min(outer, count)
+    try:
+        yield
+    finally:
+        _local.limit = outer
+
+
+def _thread_count() -> int:
+    """The threads an effect called from this thread may use."""
+    limit = getattr(_local, "limit", None)
+    return _threads if limit is None else min(_threads, limit)
+
+
 def _split_rows(
     height: int, width: int, work: Callable[[int, int], None], threshold: int = _SPLIT_PIXELS, step: int = 1
 ) -> None:
@@ -123,7 +151,7 @@ def _split_rows(
     ``work`` must compute each output row from the inputs alone, so the result is the same for any split.
     """
     middle = height // 2 // step * step
-    if _threads < 2 or height * width < threshold or middle == 0:
+    if _thread_count() < 2 or height * width < threshold or middle == 0:
         work(0, height)
         return
     _in_parallel(lambda: work(middle, height), lambda: work(0, middle))
@@ -131,7 +159,7 @@ def _split_rows(
 
 def _in_parallel(background_work: Callable[[], None], work: Callable[[], None]) -> None:
     """Runs ``background_work`` on the helper thread while ``work`` runs on this one (in order with one thread)."""
-    if _threads < 2:
+    if _thread_count() < 2:
         background_work()
         work()
         return
@@ -1161,24 +1189,22 @@ def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 
     out = np.array(pixels, copy=True, order="C")
     levels = np.rint(np.arange(256) * amount).astype(np.uint8)
     levels[levels < _MIN_TINT] = 0
-    weight8 = np.take(levels, alpha.reshape(-1))
-    where = np.flatnonzero(weight8)
+    weight8 = np.asarray(_weight_image(alpha, levels)).reshape(-1)  # Pillow's table lookup: faster than np.take
+    where = np.flatnonzero(weight8 != 0)  # nonzero of a bool array: twice as fast as of the uint8 one
     if where.size == 0:
         return out
-    flat = out.reshape(-1)
-    first_byte = where * pixels.shape[2]
-    rgb = (np.take(flat, first_byte), np.take(flat, first_byte + 1), np.take(flat, first_byte + 2))
+    channels = pixels.shape[2]
+    items = out.reshape(-1, channels).view(np.dtype((np.void, channels)))[:, 0]  # whole pixels: one gather, one put
+    gathered = np.take(items, where).view(np.uint8).reshape(-1, channels)
     weight = np.take(weight8, where).astype(np.float32) * _F32(1 / 255)
-    recolored = [np.empty(where.size, np.uint8) for _ in range(3)]
 
     def work(first: int, last: int) -> None:
-        part = (rgb[0][first:last], rgb[1][first:last], rgb[2][first:last])
-        for channel, values in enumerate(_recolored(part, weight[first:last], target)):
-            recolored[channel][first:last] = values
+        part = gathered[first:last]
+        for channel, values in enumerate(_recolored((part[:, 0], part[:, 1], part[:, 2]), weight[first:last], target)):
+            part[:, channel] = values
 
     _split_rows(where.size, 1, work, threshold=50_000)
-    for channel in range(3):
-        np.put(flat, first_byte + channel, recolored[channel])
+    items[where] = gathered.view(items.dtype)[:, 0]
     return out
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -616,6 +618,37 @@ def test_effects_are_bit_stable_across_runs_and_threads(name: str, size: tuple[i
     finally:
         effects.set_num_threads(2)
     assert single.tobytes() == first.tobytes()
+
+
+def test_thread_limit_keeps_this_threads_effects_on_it_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside ``thread_limit(1)`` no effect hands work to the helper thread, the bits are the same, and the limit is
+    this thread's only: another thread, and this one after the block, split again."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (720, 1280, 3), np.uint8)
+    m = disc_mask(720, 1280, soft=20.0)
+    expected = effects.replace_background(image, m, image[::-1])
+    used: list[str] = []
+    real_helper = effects._helper
+
+    def helper() -> ThreadPoolExecutor:
+        used.append(threading.current_thread().name)
+        return real_helper()
+
+    monkeypatch.setattr(effects, "_helper", helper)
+    with effects.thread_limit(1):
+        with effects.thread_limit(2):  # nested: never more than the outer limit
+            assert effects.replace_background(image, m, image[::-1]).tobytes() == expected.tobytes()
+        effects.blur_background(image, m)
+        assert used == []
+        other = threading.Thread(target=lambda: effects.blur_background(image, m), name="other")
+        other.start()
+        other.join()
+        assert used and set(used) == {"other"}
+    effects.blur_background(image, m)
+    assert threading.current_thread().name in used
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="thread count"), effects.thread_limit(bad):  # type: ignore[arg-type]
+            pass
 
 
 @pytest.mark.slow
