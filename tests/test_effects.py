@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image as PILImage
 
 from segkit import BaseOptions, Image, ImageFormat, ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, effects
-from segkit.effects import _srgb_to_oklab
+from segkit.effects import _cells_at, _srgb_to_oklab
 from tests.conftest import load_rgb, model_path
 
 
@@ -618,6 +618,18 @@ def test_effects_are_bit_stable_across_runs_and_threads(name: str, size: tuple[i
     finally:
         effects.set_num_threads(2)
     assert single.tobytes() == first.tobytes()
+
+
+@pytest.mark.parametrize("width", [1, 7, 1280, 1283, 70_001])
+def test_field_cells_of_gathered_pixels_match_their_rows_and_columns(width: int) -> None:
+    """The int32 fast path and the int64 one (for images of 2**31 pixels and more) give each pixel its 4x4 cell."""
+    rng = np.random.default_rng(width)
+    for top in (10**6, 2**31 + 5 * width):  # indices that fit int32, and ones that do not
+        indices = np.sort(rng.integers(0, top, 5000)).astype(np.intp)
+        rows, columns = np.divmod(indices, width)
+        expected = rows // 4 * -(-width // 4) + columns // 4
+        assert (_cells_at(indices, width) == expected).all()
+    assert _cells_at(np.zeros(0, np.intp), width).size == 0
 
 
 def test_thread_limit_keeps_this_threads_effects_on_it_alone(monkeypatch: pytest.MonkeyPatch) -> None:
