@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import segkit
-from segkit.cli import build_parser, main
-from tests.cli.conftest import files_under
+from segkit.cli import main
+from segkit.cli.parsing import build_parser
+from tests.cli.conftest import SCRIPT, cli_env, files_under
 from tests.cli.conftest import segkit as run
+from tests.conftest import data_file
 
 
 def test_version_is_the_package_version() -> None:
     done = run("--version")
     assert done.code == 0
     assert done.out.decode().strip() == f"segkit {segkit.__version__}"
+
+
+def test_the_entry_point_loads_nothing_heavy_before_it_can_catch_ctrl_c() -> None:
+    """``segkit.cli.main`` is reachable without numpy, Pillow or LiteRT: they load inside its ``try``."""
+    heavy = "sorted(m for m in ('numpy', 'PIL', 'ai_edge_litert', 'typing') if m in sys.modules)"
+    code = f"import sys; from segkit.cli import main; print({heavy})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_starting_up_is_one_line_and_status_130(tmp_path: Path) -> None:
+    """Ctrl-C in the first fraction of a second (numpy, Pillow, LiteRT and the model still loading): no traceback."""
+    for delay in (0.05, 0.1, 0.2):
+        target = tmp_path / f"out{delay}.jpg"
+        process = subprocess.Popen([str(SCRIPT), "blur", str(data_file("astronaut.png")), "--out", str(target)],
+                                   env=cli_env(), stderr=subprocess.PIPE)  # fmt: skip
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert (process.returncode, err.decode()) == (130, "segkit: interrupted\n"), delay
+        assert list(tmp_path.iterdir()) == []  # no output, no temporary file
 
 
 @pytest.mark.slow
