@@ -1128,50 +1128,68 @@ _SRGB_LUT = np.clip(
 
 
 _F32 = np.float32
+_MATRICES = {
+    name: matrix.astype(np.float32)
+    for name, matrix in (
+        ("lms_from_linear", _LMS_FROM_LINEAR),
+        ("lab_from_lms", _LAB_FROM_LMS),
+        ("lms_from_lab", _LMS_FROM_LAB),
+        ("linear_from_lms", _LINEAR_FROM_LMS),
+    )
+}
 
 
-def _mix(matrix: np.ndarray, x: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """``matrix @ (x0, x1, x2)`` on three 1-D float32 channel arrays (channel-wise: far faster than (N, 3) @ (3, 3))."""
-    m = matrix.astype(np.float32)
-    return tuple(x[0] * m[row, 0] + x[1] * m[row, 1] + x[2] * m[row, 2] for row in range(3))
+def _mix(matrix: str, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``_MATRICES[matrix] @ x`` into ``out`` for (3, N) float32 channels, by ``einsum``: numpy's own loop, a separate
+    multiply and add per term (so the same bits for any N and any split, unlike BLAS's ``@``, and no BLAS threads),
+    3.5x faster than a multiply and an add per term and channel."""
+    mixed: np.ndarray = np.einsum("ij,jn->in", _MATRICES[matrix], x, out=out)
+    return mixed
 
 
-Channels = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def _oklab_channels(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> tuple[np.ndarray, ...]:
-    """1-D uint8 sRGB channels to OKLab (L, a, b) as three float32 arrays (Björn Ottosson's definition)."""
-    linear = (np.take(_LINEAR_LUT, red), np.take(_LINEAR_LUT, green), np.take(_LINEAR_LUT, blue))
-    lms = _mix(_LMS_FROM_LINEAR, linear)
-    roots = (np.cbrt(lms[0]), np.cbrt(lms[1]), np.cbrt(lms[2]))
-    return _mix(_LAB_FROM_LMS, roots)
+def _oklab(rgb: np.ndarray, lab: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """(3, N) uint8 sRGB channels to float32 OKLab (L, a, b) in ``lab`` ((3, N); ``scratch`` the same, overwritten)
+    (Björn Ottosson's definition)."""
+    lms = _mix("lms_from_linear", np.take(_LINEAR_LUT, rgb, out=lab), scratch)
+    np.cbrt(lms, out=lms)
+    return _mix("lab_from_lms", lms, lab)
 
 
 def _srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
     """(N, 3) uint8 sRGB to (N, 3) float32 OKLab."""
-    return np.stack(_oklab_channels(rgb[:, 0], rgb[:, 1], rgb[:, 2]), axis=1)
+    buffers = np.empty((2, 3, len(rgb)), np.float32)
+    return np.ascontiguousarray(_oklab(rgb.T, buffers[0], buffers[1]).T)
 
 
-def _oklab_to_srgb(lab: Channels) -> list[np.ndarray]:
-    """OKLab channels to three 1-D uint8 sRGB channels (clipped into gamut, rounded through a 65536-step table)."""
-    roots = _mix(_LMS_FROM_LAB, lab)
-    cubes = (roots[0] * roots[0] * roots[0], roots[1] * roots[1] * roots[1], roots[2] * roots[2] * roots[2])
-    out = []
-    for linear in _mix(_LINEAR_FROM_LMS, cubes):
-        np.clip(linear, 0.0, 1.0, out=linear)
-        linear *= _F32(_SRGB_STEPS)
-        linear += _F32(0.5)
-        out.append(np.take(_SRGB_LUT, linear.astype(np.int32)))
+def _oklab_to_srgb(lab: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """(3, N) float32 OKLab (overwritten, as is ``scratch``) to (3, N) uint8 sRGB (clipped into gamut, rounded
+    through a 65536-step table)."""
+    roots = _mix("lms_from_lab", lab, scratch)
+    cubes = np.multiply(roots, roots, out=lab)
+    cubes *= roots
+    linear = _mix("linear_from_lms", cubes, scratch)
+    np.clip(linear, 0.0, 1.0, out=linear)
+    linear *= _F32(_SRGB_STEPS)
+    linear += _F32(0.5)
+    steps = lab.view(np.int32)
+    np.copyto(steps, linear, casting="unsafe")  # truncation, as astype
+    out: np.ndarray = np.take(_SRGB_LUT, steps)
     return out
 
 
-def _recolored(rgb: Channels, weight: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
-    """Pixels (three 1-D uint8 channels) with their OKLab (a, b) moved toward the target's by ``weight`` (L kept)."""
-    lightness, a, b = _oklab_channels(*rgb)
+def _recolored(rgb: np.ndarray, weight: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pixels ((3, N) uint8 channels) with their OKLab (a, b) moved toward the target's by ``weight`` (L kept).
+
+    Two (3, N) float32 buffers carry the whole round trip: fresh arrays for every step cost more in page faults
+    than the arithmetic."""
+    buffers = np.empty((2, *rgb.shape), np.float32)
+    lab, scratch = buffers[0], buffers[1]
+    _oklab(rgb, lab, scratch)
+    lightness, a, b = lab[0], lab[1], lab[2]
     chroma_scale = np.clip(lightness / _F32(max(float(target[0]), 1e-6)), 0.0, 1.0)
     a += weight * (chroma_scale * _F32(target[1]) - a)
     b += weight * (chroma_scale * _F32(target[2]) - b)
-    return _oklab_to_srgb((lightness, a, b))
+    return _oklab_to_srgb(lab, scratch)
 
 
 _MIN_TINT = 3
@@ -1218,9 +1236,8 @@ def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 
     weight = weight8.astype(np.float32) * _F32(1 / 255)
 
     def work(first: int, last: int) -> None:
-        part = gathered[first:last]
-        for channel, values in enumerate(_recolored((part[:, 0], part[:, 1], part[:, 2]), weight[first:last], target)):
-            part[:, channel] = values
+        part = gathered[first:last, :3]
+        part[...] = _recolored(part.T, weight[first:last], target).T
 
     _split_rows(where.size, 1, work, threshold=50_000)
     items[where] = gathered.view(items.dtype)[:, 0]
