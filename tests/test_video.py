@@ -305,6 +305,20 @@ def test_frames_keep_the_sources_times(tmp_path: Path, name: str, times_ms: list
     assert np.abs(np.array(out) - np.array(times_ms) / 1000).max() < 0.006, out
 
 
+def test_avi_output_declares_the_sources_rate_with_one_slot_a_frame(tmp_path: Path) -> None:
+    """AVI counts frames, not time: with 4 ms ticks a 10 fps clip became a 250 fps file of mostly empty frames."""
+    source = tmp_path / "steady.mp4"
+    _timed_clip(source, [100 * i for i in range(10)])
+    target = tmp_path / "out.avi"
+    report = video.transcode(source, target, lambda rgb, t: rgb)
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        assert (stream.average_rate, stream.frames) == (10, 10)
+        times = [float(f.time) for f in container.decode(stream)]
+    assert report.frames == len(times) == 10
+    assert np.allclose(np.diff(times), 0.1)
+
+
 def test_a_truncated_matroska_file_without_a_frame_count_is_an_error(tmp_path: Path) -> None:
     """Matroska headers give no frame count, only a duration: half a file exited 0 with half the frames."""
     whole = tmp_path / "whole.mkv"
