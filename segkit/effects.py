@@ -543,13 +543,14 @@ def _alpha_u8(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if alpha.shape != shape:
         alpha = _resize_plane(alpha, shape)
     out = np.empty(shape, np.uint8)
-
-    def work(top: int, bottom: int) -> None:  # alpha * 255 + 0.5 lies in [0.24, 255.76]: the cast truncates it
-        part = alpha[top:bottom] * np.float32(255.0)
-        np.add(part, np.float32(0.5), out=out[top:bottom], casting="unsafe")
-
-    _split_rows(shape[0], shape[1], work)
+    _split_rows(shape[0], shape[1], lambda top, bottom: _round_alpha(alpha[top:bottom], out[top:bottom]))
     return out
+
+
+def _round_alpha(alpha: np.ndarray, out: np.ndarray) -> None:
+    """Float alpha (in [0, 1] within ``_RANGE_TOLERANCE``) rounded to 8 bits into ``out``: alpha * 255 + 0.5 lies in
+    [0.24, 255.76], so the cast's truncation rounds it, with no clip."""
+    np.add(alpha * np.float32(255.0), np.float32(0.5), out=out, casting="unsafe")
 
 
 def _alpha_for(pixels: np.ndarray, mask: object, refine: str) -> np.ndarray:
@@ -1229,7 +1230,7 @@ def recolor(image: ImageInput, mask: MaskInput, color: Color, strength: float = 
     # once, in one comparison (the 8-bit alpha and its weights of every pixel cost four passes).
     candidates = np.flatnonzero(plane > _F32((int(tinted[0]) - 1) / 255))
     alpha8 = np.empty(candidates.size, np.uint8)
-    np.add(np.take(plane, candidates) * _F32(255.0), _F32(0.5), out=alpha8, casting="unsafe")  # as _alpha_u8
+    _round_alpha(np.take(plane, candidates), alpha8)
     weight8 = np.take(levels, alpha8)
     keep = weight8 != 0
     where, weight8 = candidates[keep], weight8[keep]
