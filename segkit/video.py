@@ -158,12 +158,12 @@ def _import_av() -> ModuleType:
     return av
 
 
-def _output_time_base(rate: Fraction, suffix: str = ".mp4") -> Fraction:
+def _output_time_base(rate: Fraction, suffix: str) -> Fraction:
     """The output's time base: ticks of about 4 ms, a whole fraction of a frame, so that a variable frame rate keeps
     its timing and a constant one whose source times are rounded to the ms (Matroska) lands exactly on its grid.
 
     AVI counts frames, not time: its stream rate is one over the time base (ticks of 4 ms made a 30 fps clip a
-    240 fps file of mostly empty frames, its first frame 58 ms late), so there a tick is one frame."""
+    240 fps file of mostly empty frames), so there a tick is one frame."""
     if suffix == ".avi":
         return Fraction(1) / rate
     return Fraction(1) / (rate * max(1, int(250 / rate)))
