@@ -74,3 +74,17 @@ def test_sdist_carries_license_and_docs(dist: Path) -> None:
     for required in ("LICENSE", "README.md", "CHANGELOG.md", "CONTRIBUTING.md", "pyproject.toml"):
         assert required in names
     assert not any(n.endswith(".tflite") for n in names)
+
+
+def test_every_public_name_loads_on_first_use_from_a_bare_interpreter() -> None:
+    """``segkit``'s names load lazily (so the command line starts light): each one in ``__all__`` resolves, ``dir``
+    lists them, and an unknown one is a plain AttributeError."""
+    code = (
+        "import segkit, sys; assert 'numpy' not in sys.modules; "
+        "missing = [n for n in segkit.__all__ if getattr(segkit, n, None) is None]; "
+        "assert not missing, missing; assert set(segkit.__all__) <= set(dir(segkit)); "
+        "assert segkit.tasks.vision.ImageSegmenter is segkit.ImageSegmenter\n"
+        "try:\n    segkit.no_such_name\nexcept AttributeError as e:\n    print(e)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "module 'segkit' has no attribute 'no_such_name'"
