@@ -697,13 +697,21 @@ _FIELD_SHIFT = 2
 _FIELD_STEP = 1 << _FIELD_SHIFT  # the estimated colors are interpolated on a grid of this step in pixels (4)
 
 
-def _blur_last_axis(x: np.ndarray) -> np.ndarray:
-    """``x`` blurred along its last axis by the binomial taps [0.5, 1, 0.5] (zero outside): sigma 0.71 blocks, 6 px,
-    in four array passes. Unnormalized, as the normalized convolution divides it out; the centre tap is 1, so a cell's
-    weight keeps the scale ``_TRUSTED_WEIGHT`` was set for."""
-    padded = np.zeros((*x.shape[:-1], x.shape[-1] + 2), np.float32)
-    padded[..., 1:-1] = x
-    out: np.ndarray = padded[..., :-2] + padded[..., 2:]
+def _blur_axis(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` blurred along ``axis`` by the binomial taps [0.5, 1, 0.5] (zero outside): sigma 0.71 blocks, 6 px, in
+    four array passes, each over whole rows (no transposed, strided reads). Unnormalized, as the normalized
+    convolution divides it out; the centre tap is 1, so a cell's weight keeps the scale ``_TRUSTED_WEIGHT`` was set
+    for."""
+    shape = list(x.shape)
+    shape[axis] += 2
+    padded = np.zeros(shape, np.float32)
+    inner = [slice(None)] * x.ndim
+    inner[axis] = slice(1, -1)
+    padded[tuple(inner)] = x
+    inner[axis] = slice(None, -2)
+    out: np.ndarray = padded[tuple(inner)]
+    inner[axis] = slice(2, None)
+    out = out + padded[tuple(inner)]
     out *= np.float32(0.5)
     out += x
     return out
@@ -744,13 +752,13 @@ def _pull_push(weighted: np.ndarray) -> np.ndarray | None:
     return colors
 
 
-def _block_means(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Approximate 8x8 block means of an (H, W, 4) uint8 image's colors, with the alpha's as the fourth channel:
+def _block_means(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Approximate 8x8 block means of an (H, W, 3|4) uint8 image's colors, with the alpha's as the fourth channel:
     (ceil(H / 8), ceil(W / 8), 4) uint8 from four samples per block (its pixels 2 and 6 across and down; blocks
     past the image's end repeat its last samples).
 
     A sixteenth of the pixels, read in strides: a full reduce read them all at six times the cost, for a field
-    that is blurred over blocks anyway.
+    that is blurred over blocks anyway. Read from the image itself, so it needs no full-size copy made first.
     """
     height, width = alpha.shape
     step = _ESTIMATE_SCALE // 2
@@ -758,9 +766,14 @@ def _block_means(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     def sampled(plane: np.ndarray) -> np.ndarray:
         part = plane[min(step // 2, height - 1) :: step, min(step // 2, width - 1) :: step]
-        return np.pad(part, ((0, rows - part.shape[0]), (0, columns - part.shape[1])), mode="edge")
+        padding = ((0, rows - part.shape[0]), (0, columns - part.shape[1]), *((0, 0),) * (plane.ndim - 2))
+        return np.pad(part, padding, mode="edge")
 
-    samples = sampled(_packed(colors)).view(np.uint8).reshape(rows, columns, 4)
+    source = np.ascontiguousarray(pixels)  # a view already, for a whole image
+    channels = source.shape[2]
+    items = source.reshape(height, width * channels).view(np.dtype((np.void, channels)))  # whole pixels
+    samples = np.empty((rows, columns, 4), np.uint8)  # its fourth channel's means are replaced by the alpha's
+    rgbx_canvas(samples).frombytes(sampled(items), "raw", "RGB" if channels == 3 else "RGBX")
     means = np.array(rgbx_canvas(samples).reduce(2))
     means[:, :, 3] = PILImage.fromarray(sampled(alpha), "L").reduce(2)
     return means
@@ -780,7 +793,7 @@ def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
     weighted = np.empty((4, *weight.shape), np.float32)  # channels first
     np.multiply(np.moveaxis(blocks[:, :, :3], 2, 0), weight, out=weighted[:3])
     weighted[3] = weight
-    colors = _pull_push(_blur_last_axis(_blur_last_axis(weighted).swapaxes(1, 2)).swapaxes(1, 2))
+    colors = _pull_push(_blur_axis(_blur_axis(weighted, 2), 1))
     if colors is None:
         return None
     colors += np.float32(0.5)
@@ -811,6 +824,15 @@ def _estimate_field(small: np.ndarray, height: int, width: int) -> np.ndarray:
 
     _side_by_side(height * width, lambda: work(middle, grid_h), lambda: work(0, middle))
     return _packed(grid)
+
+
+def _estimate_grid(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
+    """The estimate's field (``_estimate_field``) for an image and its 8-bit alpha, made on this thread alone (it is
+    the helper's share of an effect: the calling thread copies the image meanwhile); None with no confident subject.
+    """
+    with thread_limit(1):
+        small = _estimate_source(_block_means(pixels, alpha))
+        return None if small is None else _estimate_field(small, alpha.shape[0], alpha.shape[1])
 
 
 def _cells_at(indices: np.ndarray, width: int) -> np.ndarray:
@@ -922,19 +944,23 @@ def _estimate_rows(grid: np.ndarray, top: int, bottom: int, width: int) -> np.nd
     return np.ascontiguousarray(rows).view(np.uint8).reshape(bottom - top, width, 4)
 
 
+def _copy_pixels(pixels: np.ndarray, out: np.ndarray, top: int, bottom: int) -> None:
+    """Rows ``top:bottom`` of a C-contiguous (H, W, 3|4) uint8 image into (H, W, 4) ``out``, by Pillow (its fourth
+    byte the image's own or undefined: for an effect that writes its alpha last, or reads it elsewhere)."""
+    rows = np.ascontiguousarray(pixels[top:bottom])  # no copy for rows of a C-contiguous image
+    rgbx_canvas(out[top:bottom]).frombytes(rows, "raw", "RGB" if pixels.shape[2] == 3 else "RGBX")
+
+
 def _subject_pixels(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """The image's colors as (H, W, 4) uint8, written by Pillow, with ``alpha`` as the fourth channel when given
     (else the raw copy's: for an effect that writes its alpha last, or reads it from ``alpha``)."""
-    source = np.ascontiguousarray(pixels)
-    raw = "RGB" if source.shape[2] == 3 else "RGBX"
-    height, width = source.shape[:2]
+    height, width = pixels.shape[:2]
     out = np.empty((height, width, 4), np.uint8)
 
     def work(top: int, bottom: int) -> None:
-        rows = rgbx_canvas(out[top:bottom])
-        rows.frombytes(source[top:bottom], "raw", raw)
+        _copy_pixels(pixels, out, top, bottom)
         if alpha is not None:
-            rows.frombytes(alpha[top:bottom], "raw", "X")
+            rgbx_canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")
 
     _split_rows(height, width, work)
     return out
@@ -970,12 +996,13 @@ def replace_background(
             rows.paste(color, (0, 0, width, bottom - top))
 
     alpha = _alpha_for(pixels, mask, refine)
-    subject = _subject_pixels(pixels, None)  # its fourth byte is never read: the alpha comes from ``alpha``
+    subject = np.empty((height, width, 4), np.uint8)  # its fourth byte is never read: the alpha comes from ``alpha``
     backdrop = np.empty((height, width, 4), np.uint8)
-    smalls: list[np.ndarray | None] = []
+    grids: list[np.ndarray | None] = []
     edges: list[np.ndarray] = []
 
-    def lay(top: int, bottom: int) -> None:  # the background, and the opaque subject copied over it
+    def lay(top: int, bottom: int) -> None:  # the image's copy, the background, and the opaque subject over it
+        _copy_pixels(pixels, subject, top, bottom)
         fill(rgbx_canvas(backdrop[top:bottom]), top, bottom)
         np.copyto(_packed(backdrop[top:bottom]), _packed(subject[top:bottom]), where=alpha[top:bottom] == 255)
 
@@ -983,15 +1010,12 @@ def replace_background(
         lay(0, height)
         edges.append(_edge(alpha, 1, 254))
 
-    if estimate_colors:  # the estimate is made on the helper thread meanwhile: it must not split work itself
-        _side_by_side(
-            height * width, lambda: smalls.append(_estimate_source(_block_means(subject, alpha))), lay_and_find
-        )
+    if estimate_colors:  # the estimate is made on the helper thread meanwhile, from the image itself
+        _side_by_side(height * width, lambda: grids.append(_estimate_grid(pixels, alpha)), lay_and_find)
     else:
         _split_rows(height, width, lay)
         edges.append(_edge(alpha, 1, 254))
-    small, edge = smalls[0] if smalls else None, edges[0]
-    grid = None if small is None else _estimate_field(small, height, width)
+    grid, edge = grids[0] if grids else None, edges[0]
     pixels_of_subject, alphas = _packed(subject).reshape(-1), alpha.reshape(-1)
     packed_backdrop = _packed(backdrop).reshape(-1)
 
@@ -1041,16 +1065,17 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         product = alpha.astype(np.uint16) * pixels[:, :, 3]
         product += 127
         alpha = (product // 255).astype(np.uint8)
-    out = _subject_pixels(pixels, None if estimate_colors else alpha)  # with the estimate, the alpha goes in last
     if not estimate_colors:
-        return out
+        return _subject_pixels(pixels, alpha)
     height, width = alpha.shape
-    smalls: list[np.ndarray | None] = []
+    out = np.empty((height, width, 4), np.uint8)
     colors = _packed(out)
     flat, alphas = colors.reshape(-1), alpha.reshape(-1)
+    grids: list[np.ndarray | None] = []
     edges: list[tuple[np.ndarray, ...]] = []
 
-    def find_edge() -> None:  # meanwhile: the pixels that mix image and estimate, and all of their mix but the estimate
+    def copy_and_find() -> None:  # meanwhile: the image's copy, the pixels mixing image and estimate, their parts
+        _copy_pixels(pixels, out, 0, height)
         edge = _edge(alpha, _ALL_ESTIMATE + 1, 254)
         if not _gathered(edge, alpha.size, "cutout"):
             edges.append((edge,))
@@ -1058,16 +1083,15 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         shares = np.take(_ESTIMATE_SHARES, np.take(alphas, edge))
         edges.append((edge, np.take(flat, edge), _cells_at(edge, width), shares))
 
-    _side_by_side(height * width, lambda: smalls.append(_estimate_source(_block_means(out, alpha))), find_edge)
-    small, (edge, *gathered) = smalls[0], edges[0]
+    _side_by_side(height * width, lambda: grids.append(_estimate_grid(pixels, alpha)), copy_and_find)
+    grid, (edge, *gathered) = grids[0], edges[0]
 
     def write_alpha(top: int, bottom: int) -> None:
         rgbx_canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")
 
-    if small is None:  # no confident subject anywhere: the image's own colors
+    if grid is None:  # no confident subject anywhere: the image's own colors
         _split_rows(height, width, write_alpha)
         return out
-    grid = _estimate_field(small, height, width)
     cells_of_grid = grid.reshape(-1)
 
     def mix(first: int, last: int) -> None:
