@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image as PILImage
 
 from segkit import BaseOptions, Image, ImageFormat, ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, effects
-from segkit.effects import _cells_at, _recolored, _srgb_to_oklab
+from segkit.effects import _OKLAB_CHUNK, _cells_at, _recolor_in_place, _srgb_to_oklab
 from tests.conftest import load_rgb, model_path
 
 
@@ -332,19 +332,26 @@ def test_guided_refinement_never_spreads_the_mask(astronaut: np.ndarray, selfie:
 
 
 def test_recoloring_pixels_gives_the_same_bits_in_any_slices() -> None:
-    """The OKLab round trip is element-wise down to the bit for any count and offset (so recolor's split over
-    threads cannot show): each random slice of random pixels recolors exactly as the whole array does."""
+    """The OKLab round trip is element-wise down to the bit for any count and offset (so neither recolor's steps
+    nor its split over threads can show): each random slice of random pixels, more than two steps' worth, recolors
+    exactly as the whole array does, and a transposed view of (N, 3) pixels (recolor's own layout) as a copy."""
     rng = np.random.default_rng(8)
-    rgb = rng.integers(0, 256, (3, 20_011), np.uint8)
-    weight = rng.random(20_011, dtype=np.float32)
+    count = 2 * _OKLAB_CHUNK + 4_011
+    rgb = rng.integers(0, 256, (3, count), np.uint8)
+    weight = rng.random(count, dtype=np.float32)
     target = _srgb_to_oklab(np.array([[192, 48, 128]], np.uint8))[0]
-    whole = _recolored(rgb, weight, target)
-    for _ in range(40):
-        first = int(rng.integers(0, 20_000))
-        last = int(rng.integers(first + 1, 20_012))
-        assert (
-            _recolored(np.ascontiguousarray(rgb[:, first:last]), weight[first:last], target) == whole[:, first:last]
-        ).all()
+    whole = rgb.copy()
+    _recolor_in_place(whole, weight, target)
+    assert (whole != rgb).any()
+    for _ in range(30):
+        first = int(rng.integers(0, count - 10))
+        last = int(rng.integers(first + 1, count + 1))
+        part = np.ascontiguousarray(rgb[:, first:last])
+        _recolor_in_place(part, weight[first:last], target)
+        assert (part == whole[:, first:last]).all()
+    pixels = np.ascontiguousarray(rgb.T)
+    _recolor_in_place(pixels.T, weight, target)
+    assert (whole == pixels.T).all()
 
 
 def test_recolor_moves_hue_and_keeps_the_rest(astronaut: np.ndarray) -> None:
