@@ -338,7 +338,7 @@ def image_format(name: str) -> str:
 
 
 def decode_image(source: Path | bytes, *, alpha: bool = False) -> np.ndarray:
-    """An image file (or its bytes) as a C-contiguous uint8 RGB array with the EXIF rotation applied.
+    """An image file (or its bytes) as a new, writable, C-contiguous uint8 RGB array with the EXIF rotation applied.
 
     The size is checked against segkit's pixel budget (``segkit.image.max_pixels``) before anything is decoded;
     16-bit gray is rounded to 8 bits; float and Lab pixels, which have no faithful 8-bit RGB form, are refused
@@ -357,7 +357,7 @@ def decode_image(source: Path | bytes, *, alpha: bool = False) -> np.ndarray:
             check_pixels(im.width, im.height, "the image")
             ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of an image that needs no turn
             if alpha and _has_transparency(im):
-                return np.ascontiguousarray(np.asarray(im if im.mode == "RGBA" else im.convert("RGBA")))
+                return np.array(im if im.mode == "RGBA" else im.convert("RGBA"))
             return rgb8(im)
     except (OSError, ValueError, SyntaxError, NotImplementedError, PILImage.DecompressionBombError) as e:
         reason = "it is empty" if _is_empty(source) else str(e) or type(e).__name__
@@ -382,8 +382,9 @@ def _has_transparency(image: PILImage.Image) -> bool:
 
 
 def rgb8(image: PILImage.Image) -> np.ndarray:
-    """A decoded Pillow image as uint8 RGB, never clipping what 8 bits cannot hold: 16-bit gray is rounded to 8
-    bits; ValueError (its message starting "its ...") for float, Lab and integer pixels beyond 16 bits."""
+    """A decoded Pillow image as a new, writable uint8 RGB array (numpy's view of Pillow's bytes would be read-only),
+    never clipping what 8 bits cannot hold: 16-bit gray is rounded to 8 bits; ValueError (its message starting
+    "its ...") for float, Lab and integer pixels beyond 16 bits."""
     if image.mode in ("F", "LAB"):
         raise ValueError(f"its {image.mode} pixels (float or Lab) have no faithful 8-bit RGB form; convert it first")
     if image.mode.startswith("I"):
@@ -393,7 +394,7 @@ def rgb8(image: PILImage.Image) -> np.ndarray:
             raise ValueError(f"its {image.mode} gray values {low}..{high} lie outside 0..65535 (16 bits)")
         gray = ((values + 128) // 257).astype(np.uint8)  # 16 bits rounded to 8
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    return np.ascontiguousarray(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
+    return np.array(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def encode_image(array: np.ndarray, fmt: str, *, jpeg_quality: int = 95) -> bytes:

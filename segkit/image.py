@@ -246,6 +246,16 @@ class Image:
     def uses_gpu(self) -> bool:
         return False
 
+    def is_aligned(self, alignment_boundary: int) -> bool:
+        """Whether the pixels' address and row size (``step``) are both multiples of ``alignment_boundary``, a power
+        of two (MediaPipe aborts the process on any other value; this raises ValueError)."""
+        if isinstance(alignment_boundary, bool) or not isinstance(alignment_boundary, int):
+            raise TypeError(f"alignment_boundary must be an int, got {type(alignment_boundary).__name__}")
+        if alignment_boundary < 1 or alignment_boundary & (alignment_boundary - 1):
+            raise ValueError(f"alignment_boundary must be a power of two, got {alignment_boundary}")
+        address = int(self._data.__array_interface__["data"][0])
+        return address % alignment_boundary == 0 and self.step % alignment_boundary == 0
+
     def is_contiguous(self) -> bool:
         return True
 

@@ -248,6 +248,30 @@ def test_a_target_that_is_a_folder_or_the_source_fails(tmp_path: Path) -> None:
     assert source.read_bytes() == b"original"
 
 
+def test_decoded_arrays_are_writable_copies(tmp_path: Path) -> None:
+    """Every decode path gives a new array the caller may modify in place (numpy's view of Pillow's bytes is
+    read-only), C-contiguous, with the file's pixels."""
+    rgba = np.zeros((6, 5, 4), np.uint8)
+    rgba[:, :, 0], rgba[:, 2:, 3] = 90, 255
+    PILImage.fromarray(rgba).save(tmp_path / "rgba.png")
+    PILImage.fromarray(rgba[:, :, :3]).save(tmp_path / "rgb.jpg", quality=100)
+    PILImage.fromarray(np.full((6, 5), 40_000, np.uint16)).save(tmp_path / "gray16.png")
+    PILImage.fromarray(rgba[:, :, 0]).convert("P").save(tmp_path / "palette.png")
+    decoded = [
+        batch.decode_image(tmp_path / "rgba.png", alpha=True),
+        batch.decode_image(tmp_path / "rgba.png"),
+        batch.decode_image((tmp_path / "rgb.jpg").read_bytes()),
+        batch.decode_image(tmp_path / "gray16.png"),
+        batch.decode_image(tmp_path / "palette.png"),
+    ]
+    assert [d.shape for d in decoded] == [(6, 5, 4)] + [(6, 5, 3)] * 4
+    for array in decoded:
+        assert array.flags.writeable and array.flags.c_contiguous and array.dtype == np.uint8
+        array[0, 0] = 7  # would raise on a read-only view
+    np.testing.assert_array_equal(decoded[0][1:], rgba[1:])
+    assert (decoded[3][1:] == 156).all()  # 40000 / 257, rounded
+
+
 def test_decode_keeps_transparency_when_asked(tmp_path: Path) -> None:
     rgba = np.zeros((8, 8, 4), np.uint8)
     rgba[:, :, 1], rgba[:, 4:, 3] = 200, 255

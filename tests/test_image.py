@@ -212,3 +212,21 @@ def test_files_load_as_mediapipe_loads_them(tmp_path: Path) -> None:
         assert ours.numpy_view().dtype == np.uint8
         assert np.array_equal(ours.numpy_view(), theirs.numpy_view()), name
     assert (Image.create_from_file(tmp_path / "gray16.png").numpy_view()[:, :, 0] == ramp >> 8).all()
+
+
+def test_step_and_alignment_describe_the_pixels_memory() -> None:
+    """``step`` is the row size in bytes; ``is_aligned(n)`` says whether the pixels' address and that row size are
+    multiples of n (MediaPipe's meaning), and refuses a boundary that is not a power of two instead of aborting."""
+    packed = Image(ImageFormat.SRGB, np.zeros((17, 32, 3), np.uint8))  # 96-byte rows
+    odd = Image(ImageFormat.SRGB, np.zeros((17, 33, 3), np.uint8))  # 99-byte rows
+    floats = Image(ImageFormat.VEC32F1, np.zeros((4, 4), np.float32))  # 16-byte rows
+    assert (packed.step, odd.step, floats.step) == (96, 99, 16)
+    address = packed.numpy_view().__array_interface__["data"][0]
+    for boundary in (1, 2, 4, 8, 16, 32, 64, 128):
+        assert packed.is_aligned(boundary) == (address % boundary == 0 and 96 % boundary == 0)
+    assert packed.is_aligned(1) and odd.is_aligned(1) and not odd.is_aligned(2) and not packed.is_aligned(64)
+    for bad in (0, -4, 3, 24):
+        with pytest.raises(ValueError, match=f"power of two, got {bad}"):
+            packed.is_aligned(bad)
+    with pytest.raises(TypeError, match="must be an int"):
+        packed.is_aligned(True)
