@@ -424,6 +424,29 @@ def test_legend_scales_with_the_image(astronaut: np.ndarray) -> None:
     assert drawn[:, 0].max() - drawn[:, 0].min() >= 720 / 40
 
 
+def test_a_videos_frames_draw_their_legend_once_and_show_what_each_frame_holds() -> None:
+    """Frames with the same categories reuse one drawing of the legend (text is slow to draw); a frame with other
+    categories gets its own; ``legend()`` hands out a fresh, writable copy each time."""
+    from segkit.effects import _legend_box
+
+    labels = ["background", "person", "cat"]
+    image = np.zeros((480, 640, 3), np.uint8)
+    person = np.zeros((480, 640), np.uint8)
+    person[200:, 300:] = 1
+    both = person.copy()
+    both[:50, 400:] = 2
+    _legend_box.cache_clear()
+    first, again = (effects.overlay(image, person, labels=labels) for _ in range(2))
+    assert (first == again).all() and _legend_box.cache_info().hits == 1
+    other = effects.overlay(image, both, labels=labels)
+    assert _legend_box.cache_info().misses == 2
+    rows = lambda out: int((out[:, :12] == 32).all(axis=2).any(axis=1).sum())  # noqa: E731  # the panel's height
+    assert rows(other) > rows(first)  # one more line: "cat"
+    drawn = effects.legend(labels, categories=[1])
+    drawn[:] = 0
+    assert drawn.flags.writeable and effects.legend(labels, categories=[1]).any()
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (3, 2), (5, 30), (30, 5)])
 def test_the_legend_is_cropped_to_tiny_images(shape: tuple[int, int]) -> None:
     categories = np.ones(shape, np.uint8)
