@@ -1440,8 +1440,12 @@ def overlay(
         )
     colors = palette_colors(palette)
     index = PILImage.fromarray(np.ascontiguousarray(categories), "L")
-    present = np.flatnonzero(index.histogram())  # Pillow's count of each category, in C
-    highest = int(present[-1]) if present.size else 0
+    present: list[int] = []
+    if labels is not None:  # the categories present, for the legend: Pillow's histogram (numpy's bincount: 1.7x)
+        present = [int(c) for c in np.flatnonzero(index.histogram())]
+        highest = present[-1] if present else 0
+    else:  # only the highest matters: numpy's max (0.01 ms at 720p)
+        highest = int(categories.max())
     if highest >= len(colors):
         raise ValueError(f"category_mask has category {highest} but the palette has only {len(colors)} colors")
     flat_palette = [0] * 768
@@ -1467,7 +1471,7 @@ def overlay(
     if labels is not None:
         if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
             raise TypeError(f"labels must be a sequence of str, got {labels!r}")
-        shown = tuple(int(c) for c in present if c < len(colors) and colors[c] is not None)
+        shown = tuple(c for c in present if c < len(colors) and colors[c] is not None)
         box = _legend_box(tuple(labels), tuple(colors), shown, max(10, round(height / 40)))
         box = box[: max(0, height - 4), : max(0, width - 4)]  # the 4 px margin can be all of a tiny image
         if box.size:
