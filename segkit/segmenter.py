@@ -7,7 +7,6 @@ math lives in the stages.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -366,8 +365,11 @@ class ImageSegmenter:
     def __del__(self) -> None:
         # Never raises, never waits long. The worker thread holds a reference to this object while it runs, so
         # by the time the collector gets here the thread has nothing left to do (the timeout is only a guard).
-        with contextlib.suppress(BaseException):
+        # No module globals here (contextlib.suppress was one): at interpreter exit they may already be None.
+        try:
             self._shutdown(drain=False, timeout=1.0, raise_errors=False)
+        except BaseException:  # a finalizer must not raise
+            return
 
     def _shutdown(self, drain: bool, timeout: float | None, raise_errors: bool = True) -> None:
         close_lock = getattr(self, "_close_lock", None)
