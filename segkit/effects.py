@@ -946,8 +946,8 @@ def _estimate_rows(grid: np.ndarray, top: int, bottom: int, width: int) -> np.nd
 
 
 def _copy_pixels(pixels: np.ndarray, out: np.ndarray, top: int, bottom: int) -> None:
-    """Rows ``top:bottom`` of a C-contiguous (H, W, 3|4) uint8 image into (H, W, 4) ``out``, by Pillow (its fourth
-    byte the image's own or undefined: for an effect that writes its alpha last, or reads it elsewhere)."""
+    """Rows ``top:bottom`` of an (H, W, 3|4) uint8 image into (H, W, 4) ``out``, by Pillow (its fourth byte the
+    image's own or 255: for an effect that writes its alpha last, or reads it elsewhere)."""
     rows = np.ascontiguousarray(pixels[top:bottom])  # no copy for rows of a C-contiguous image
     rgbx_canvas(out[top:bottom]).frombytes(rows, "raw", "RGB" if pixels.shape[2] == 3 else "RGBX")
 
