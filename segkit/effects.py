@@ -628,22 +628,29 @@ def blur_background(image: ImageInput, mask: MaskInput, strength: float = 15.0, 
     weights = PILImage.fromarray(np.concatenate([np.asarray(w) for _, w in parts]), "L")
     blurred = PILImage.merge("RGBa", (*product.split()[:3], weights)).filter(ImageFilter.GaussianBlur(sigma / factor))
     background = blurred.convert("RGB").convert("RGBX")
-    if factor > 1:
-        # Interpolated to half size, then repeated 2x2: a smooth field cannot tell it from a full bilinear upsample.
-        half_w, half_h = -(-width // 2), -(-height // 2)
-        half = factor / 2
-        box = (0, 0, half_w / half, half_h / half)
-        background = background.resize((half_w, half_h), PILImage.Resampling.BILINEAR, box=box)
+    half_w, half = -(-width // 2), factor / 2
+    middle = height // 4 * 2  # even: the two halves' half-size rows meet on a whole row
 
-    def work(top: int, bottom: int) -> None:
+    def paste(top: int, bottom: int) -> None:  # top is 0 or middle
         size = (width, bottom - top)
         if factor > 1:
-            part = background.resize(size, PILImage.Resampling.NEAREST, box=(0.0, top / 2, width / 2, bottom / 2))
+            # Interpolated to half size, then repeated 2x2: a smooth field cannot tell it from a full bilinear
+            # upsample. Always in the same two halves of rows (Pillow's rounding depends on the box), each on its
+            # own thread when there are two: the half-size interpolation is 1.6 ms of a 720p blur.
+            rows = -(-bottom // 2) - top // 2
+            box = (0.0, top / 2 / half, half_w / half, (top // 2 + rows) / half)
+            part = background.resize((half_w, rows), PILImage.Resampling.BILINEAR, box=box)
+            part = part.resize(size, PILImage.Resampling.NEAREST, box=(0.0, 0.0, width / 2, (bottom - top) / 2))
         else:
             part = background.crop((0, top, width, bottom))
         rgbx_canvas(colors[top:bottom]).paste(part, (0, 0), PILImage.fromarray(weight[top:bottom], "L"))
 
-    _split_rows(height, width, work)
+    def work(top: int, bottom: int) -> None:
+        for first, last in ((0, middle), (middle, height)):
+            if max(top, first) < min(bottom, last):
+                paste(first, last)
+
+    _split_rows(height, width, work, step=max(1, middle))
     return _with_alpha(_rgb(colors), pixels)
 
 
