@@ -33,9 +33,9 @@ thread count.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -1397,15 +1397,43 @@ def legend(
     return np.array(_legend_box(tuple(labels), tuple(colors), tuple(int(i) for i in categories), text_size))
 
 
-@functools.lru_cache(maxsize=16)
+_LegendKey = tuple[tuple[str, ...], tuple[tuple[int, int, int] | None, ...], tuple[int, ...], int]
+_legends: OrderedDict[_LegendKey, np.ndarray] = OrderedDict()
+_legends_lock = threading.Lock()
+_LEGEND_BYTES = 16 << 20
+"""Legends kept drawn, in bytes at most (a quarter of it at most for one legend: a giant image's is drawn each time)."""
+
+
 def _legend_box(
     labels: tuple[str, ...],
     colors: tuple[tuple[int, int, int] | None, ...],
     categories: tuple[int, ...],
     text_size: int,
 ) -> np.ndarray:
-    """``legend``'s drawing, for checked arguments; kept for the last few legends (read-only), so that a video's
-    frames, which show the same categories, draw text once instead of every frame (5 ms a 720p frame)."""
+    """``legend``'s drawing (read-only), for checked arguments, kept for the next calls: a video's frames show the
+    same categories, and drawing the text costs 5 ms a 720p frame. Least recently used ones go first."""
+    key = (labels, colors, categories, text_size)
+    with _legends_lock:
+        box = _legends.get(key)
+        if box is not None:
+            _legends.move_to_end(key)
+            return box
+    box = _draw_legend(labels, colors, categories, text_size)
+    if box.nbytes <= _LEGEND_BYTES // 4:
+        with _legends_lock:
+            _legends[key] = box
+            while sum(kept.nbytes for kept in _legends.values()) > _LEGEND_BYTES:
+                _legends.popitem(last=False)
+    return box
+
+
+def _draw_legend(
+    labels: tuple[str, ...],
+    colors: tuple[tuple[int, int, int] | None, ...],
+    categories: tuple[int, ...],
+    text_size: int,
+) -> np.ndarray:
+    """The legend's rows drawn: a swatch and a name for each of ``categories``, as a read-only (h, w, 3) array."""
     rows = [(i, labels[i] if 0 <= i < len(labels) else str(i)) for i in categories]
     font = _font(text_size)
     pad = max(2, text_size // 3)

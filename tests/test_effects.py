@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -424,27 +426,44 @@ def test_legend_scales_with_the_image(astronaut: np.ndarray) -> None:
     assert drawn[:, 0].max() - drawn[:, 0].min() >= 720 / 40
 
 
-def test_a_videos_frames_draw_their_legend_once_and_show_what_each_frame_holds() -> None:
+def test_a_videos_frames_draw_their_legend_once_and_show_what_each_frame_holds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Frames with the same categories reuse one drawing of the legend (text is slow to draw); a frame with other
-    categories gets its own; ``legend()`` hands out a fresh, writable copy each time."""
-    from segkit.effects import _legend_box
+    categories gets its own; a giant legend is not kept, and what is kept stays under its byte bound; ``legend()``
+    hands out a fresh, writable copy each time."""
+    from segkit import effects as module
 
+    drawn: list[int] = []
+    draw = module._draw_legend
+
+    def counting(*args: Any) -> np.ndarray:
+        drawn.append(args[3])
+        return draw(*args)
+
+    monkeypatch.setattr(module, "_draw_legend", counting)
+    monkeypatch.setattr(module, "_legends", OrderedDict())
     labels = ["background", "person", "cat"]
     image = np.zeros((480, 640, 3), np.uint8)
     person = np.zeros((480, 640), np.uint8)
     person[200:, 300:] = 1
     both = person.copy()
     both[:50, 400:] = 2
-    _legend_box.cache_clear()
     first, again = (effects.overlay(image, person, labels=labels) for _ in range(2))
-    assert (first == again).all() and _legend_box.cache_info().hits == 1
+    assert (first == again).all() and len(drawn) == 1
     other = effects.overlay(image, both, labels=labels)
-    assert _legend_box.cache_info().misses == 2
+    assert len(drawn) == 2
     rows = lambda out: int((out[:, :12] == 32).all(axis=2).any(axis=1).sum())  # noqa: E731  # the panel's height
     assert rows(other) > rows(first)  # one more line: "cat"
-    drawn = effects.legend(labels, categories=[1])
-    drawn[:] = 0
-    assert drawn.flags.writeable and effects.legend(labels, categories=[1]).any()
+    giant = ("x" * 400,)
+    for _ in range(2):
+        module._legend_box(giant, ((255, 0, 0),), (0,), 512)
+    assert drawn[-2:] == [512, 512]  # drawn each time: over a quarter of the bound
+    for size in range(10, 200, 10):
+        module._legend_box(tuple(labels), ((1, 2, 3),) * 3, (0, 1, 2), size)
+    assert sum(box.nbytes for box in module._legends.values()) <= module._LEGEND_BYTES
+    assert (giant, ((255, 0, 0),), (0,), 512) not in module._legends
+    fresh = effects.legend(labels, categories=[1])
+    fresh[:] = 0
+    assert fresh.flags.writeable and effects.legend(labels, categories=[1]).any()
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 2), (5, 30), (30, 5)])
