@@ -1388,13 +1388,19 @@ def legend(
     size in pixels (``overlay`` derives it from the image height).
     """
     colors = palette_colors(palette)
-    if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-        raise TypeError(f"labels must be a sequence of str, got {labels!r}")
+    names = _label_names(labels)
     if isinstance(text_size, bool) or not isinstance(text_size, int) or not 4 <= text_size <= 512:
         raise ValueError(f"text_size must be an int in 4..512, got {text_size!r}")
     if categories is None:
         categories = [i for i in range(len(labels)) if i < len(colors) and colors[i] is not None]
-    return np.array(_legend_box(tuple(labels), tuple(colors), tuple(int(i) for i in categories), text_size))
+    return np.array(_legend_box(names, tuple(colors), tuple(int(i) for i in categories), text_size))
+
+
+def _label_names(labels: Sequence[str]) -> tuple[str, ...]:
+    """A legend's labels as a tuple of str; TypeError for anything else (a lone string included)."""
+    if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
+        raise TypeError(f"labels must be a sequence of str, got {labels!r}")
+    return tuple(labels)
 
 
 _LegendKey = tuple[tuple[str, ...], tuple[tuple[int, int, int] | None, ...], tuple[int, ...], int]
@@ -1504,10 +1510,8 @@ def overlay(
 
     _split_rows(height, width, work)
     if labels is not None:
-        if isinstance(labels, str) or not all(isinstance(s, str) for s in labels):
-            raise TypeError(f"labels must be a sequence of str, got {labels!r}")
         shown = tuple(c for c in present if c < len(colors) and colors[c] is not None)
-        box = _legend_box(tuple(labels), tuple(colors), shown, max(10, round(height / 40)))
+        box = _legend_box(_label_names(labels), tuple(colors), shown, max(10, round(height / 40)))
         box = box[: max(0, height - 4), : max(0, width - 4)]  # the 4 px margin can be all of a tiny image
         if box.size:
             bh, bw = box.shape[:2]

@@ -474,6 +474,12 @@ def test_the_legend_is_cropped_to_tiny_images(shape: tuple[int, int]) -> None:
 
 
 def test_overlay_errors(astronaut: np.ndarray) -> None:
+    categories = np.zeros(astronaut.shape[:2], np.uint8)
+    for labels in ("person", ["background", 1]):
+        with pytest.raises(TypeError, match="labels must be a sequence of str"):
+            effects.overlay(astronaut, categories, labels=labels)  # type: ignore[arg-type]  # the error is the test
+        with pytest.raises(TypeError, match="labels must be a sequence of str"):
+            effects.legend(labels)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="size"):
         effects.overlay(astronaut, np.zeros((5, 5), np.uint8))
     with pytest.raises(ValueError, match="palette has only"):
