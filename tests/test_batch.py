@@ -73,11 +73,21 @@ def test_a_dedicated_worker_gives_the_effects_its_thread_share(monkeypatch: pyte
 
 
 def test_a_video_segmenter_leaves_cores_to_the_effect_stage() -> None:
-    """A video's inference runs beside its effect: it gets half the cores unless the task says otherwise."""
+    """A video's inference runs beside its effect: its lanes together get half the cores unless the task says
+    otherwise."""
     worker = batch.Worker(selfie_task())
     assert worker._options(video=True).num_threads == max(1, batch.default_workers() // 2)
+    assert worker._options(video=True, lanes=2).num_threads == max(1, batch.default_workers() // 4)
     assert worker._options(video=False).num_threads is None  # images: the interpreter's default, all cores
-    assert batch.Worker(selfie_task(num_threads=3))._options(video=True).num_threads == 3
+    assert batch.Worker(selfie_task(num_threads=3))._options(video=True, lanes=2).num_threads == 3
+
+
+@pytest.mark.parametrize(("cores", "lanes"), [(1, 1), (2, 2), (16, 2)])
+def test_a_video_gets_two_segmentation_lanes_where_there_are_two_cores(
+    monkeypatch: pytest.MonkeyPatch, cores: int, lanes: int
+) -> None:
+    monkeypatch.setattr(batch, "available_cores", lambda: cores)
+    assert batch._video_lanes() == lanes
 
 
 def test_a_dedicated_worker_keeps_freed_image_memory(monkeypatch: pytest.MonkeyPatch) -> None:

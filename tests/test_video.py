@@ -130,6 +130,71 @@ def test_two_stages_write_the_one_stage_frames(clip: Path, tmp_path: Path) -> No
         assert (a == b).all()
 
 
+def test_lanes_deal_the_frames_in_turn_and_write_the_one_stage_frames(clip: Path, tmp_path: Path) -> None:
+    """Two VIDEO-mode segmenters as lanes: frame i goes to lane i % 2, each lane in a thread of its own with its
+    frames in order (increasing timestamps, as segment_for_video requires), finish here in order; the frames are
+    the one-stage ones, bit for bit. Without finish a lane's value is the output."""
+    import threading
+
+    one, two, plain = tmp_path / "one.mkv", tmp_path / "two.mkv", tmp_path / "plain.mkv"
+    with video_segmenter() as segmenter:
+        video.transcode(clip, one, blur_with_segmenter(segmenter, []), options=LOSSLESS)
+    calls: list[list[tuple[int, str]]] = [[], []]
+    finished: list[int] = []
+    with video_segmenter() as first, video_segmenter() as second:
+
+        def lane(k: int, segmenter: ImageSegmenter) -> Callable[[np.ndarray, int], ImageSegmenterResult]:
+            def process(rgb: np.ndarray, timestamp_ms: int) -> ImageSegmenterResult:
+                calls[k].append((timestamp_ms, threading.current_thread().name))
+                return segmenter.segment_for_video(rgb, timestamp_ms)
+
+            return process
+
+        def finish(rgb: np.ndarray, result: ImageSegmenterResult) -> np.ndarray:
+            assert threading.current_thread() is threading.main_thread()
+            finished.append(len(finished))
+            return effects.blur_background(rgb, result)
+
+        report = video.transcode(clip, two, [lane(0, first), lane(1, second)], finish=finish, options=LOSSLESS)
+    stamps = [round(i * 1000 / RATE) for i in range(FRAMES)]
+    assert report.frames == FRAMES and finished == list(range(FRAMES))
+    assert [t for t, _ in calls[0]] == stamps[0::2] and [t for t, _ in calls[1]] == stamps[1::2]
+    names = [{name for _, name in c} for c in calls]
+    assert len(names[0]) == len(names[1]) == 1 and names[0] != names[1]
+    assert threading.main_thread().name not in names[0] | names[1]
+    for a, b in zip(decode(one)[0], decode(two)[0], strict=True):
+        assert (a == b).all()
+    inverted = [lambda rgb, t: 255 - rgb, lambda rgb, t: 255 - rgb]
+    video.transcode(clip, plain, inverted, options=LOSSLESS)
+    for a, b in zip(decode(clip)[0], decode(plain)[0], strict=True):
+        assert np.abs(a.astype(int) + b - 255).max() <= 40  # the source is lossy H.264: its decode is close
+
+
+def test_a_failing_lane_raises_its_own_exception_and_leaves_no_partial_output(clip: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"old")
+
+    class LaneError(Exception):
+        pass
+
+    def failing(rgb: np.ndarray, timestamp_ms: int) -> int:
+        if timestamp_ms > 200:
+            raise LaneError("lane 1 failed")
+        return timestamp_ms
+
+    with pytest.raises(LaneError, match="lane 1 failed"):
+        video.transcode(clip, target, [lambda rgb, t: t, failing], finish=lambda rgb, t: rgb)
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("process", [[], [None], "blur", 3])
+def test_process_must_be_callables(clip: Path, tmp_path: Path, process: object) -> None:
+    with pytest.raises(TypeError, match="process must be a callable or a non-empty sequence of callables"):
+        video.transcode(clip, tmp_path / "out.mp4", process)  # type: ignore[call-overload]  # the bad value is the test
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("stage", ["process", "finish"])
 def test_a_failing_stage_of_two_leaves_no_partial_output(clip: Path, tmp_path: Path, stage: str) -> None:
     target = tmp_path / "out.mp4"
