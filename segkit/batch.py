@@ -656,7 +656,7 @@ class Worker:
             raise ValueError("a video is written to one file: give segment a single mask (--masks alpha or category)")
         smoother = effects.TemporalSmoother(weight=self.task.smooth) if self.task.smooth is not None else None
         with contextlib.ExitStack() as stack:
-            lanes = _video_lanes() if self.task.num_threads is None else 1
+            lanes = _video_lanes(self.task)
             segmenters = [stack.enter_context(self._create(video=True, lanes=lanes)) for _ in range(lanes)]
 
             def finish(frame: np.ndarray, result: ImageSegmenterResult) -> np.ndarray:
@@ -788,11 +788,12 @@ def default_workers() -> int:
     return available_cores()
 
 
-def _video_lanes() -> int:
-    """VIDEO-mode segmenters for one video, each segmenting every other frame (segkit.video's lanes): 2 where
-    there are 2 cores, as inference is the slowest stage for the larger models (720p recolor on 2 cores: 28.4-29.5
-    -> 30.9-31.9 fps; blur and overlay unchanged), 1 on a single core."""
-    return 2 if default_workers() >= 2 else 1
+def _video_lanes(task: Task) -> int:
+    """VIDEO-mode segmenters for one video on the CPU, each segmenting every other frame (segkit.video's lanes): 2
+    where there are 2 cores, as inference is the slowest stage for the larger models (720p on 2 cores: recolor
+    28.2-29.4 -> 30.6-33.5 fps, overlay 39.9-41.6 -> 41.7-44.4, blur unchanged), 1 on a single core. A task with
+    its own ``num_threads``, or on the GPU (a second delegate would hold its own device memory), keeps one."""
+    return 2 if task.num_threads is None and not task.gpu and default_workers() >= 2 else 1
 
 
 def _video_threads(lanes: int = 1) -> int:

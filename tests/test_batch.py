@@ -82,12 +82,31 @@ def test_a_video_segmenter_leaves_cores_to_the_effect_stage() -> None:
     assert batch.Worker(selfie_task(num_threads=3))._options(video=True, lanes=2).num_threads == 3
 
 
-@pytest.mark.parametrize(("cores", "lanes"), [(1, 1), (2, 2), (16, 2)])
-def test_a_video_gets_two_segmentation_lanes_where_there_are_two_cores(
-    monkeypatch: pytest.MonkeyPatch, cores: int, lanes: int
+@pytest.mark.parametrize(
+    ("cores", "threads", "gpu", "lanes"),
+    [(1, None, False, 1), (2, None, False, 2), (16, None, False, 2), (2, 1, False, 1), (2, None, True, 1)],
+)
+def test_a_video_gets_two_segmentation_lanes_where_segkit_picks_the_cpu_threads(
+    monkeypatch: pytest.MonkeyPatch, cores: int, threads: int | None, gpu: bool, lanes: int
 ) -> None:
+    """Two lanes on 2 cores or more; ``--threads N`` and ``--gpu`` keep one segmenter."""
     monkeypatch.setattr(batch, "available_cores", lambda: cores)
-    assert batch._video_lanes() == lanes
+    assert batch._video_lanes(selfie_task(num_threads=threads, gpu=gpu)) == lanes
+
+
+def test_a_worker_hands_the_video_its_lanes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The worker opens one VIDEO-mode segmenter per lane and gives transcode their segment_for_video."""
+    monkeypatch.setattr(batch, "available_cores", lambda: 2)
+    handed: list[list[object]] = []
+    monkeypatch.setattr(video, "transcode", lambda source, target, process, **kwargs: handed.append(process))
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"")
+    for task in (selfie_task(), selfie_task(num_threads=1)):
+        outcome = batch.Worker(task).process_file(FileJob(source, (tmp_path / "out.mp4",)), overwrite=True)
+        assert outcome.status == "done", outcome.error
+    assert [len(process) for process in handed] == [2, 1]
+    owners = [getattr(lane, "__self__", None) for lane in handed[0]]
+    assert all(isinstance(o, segkit.ImageSegmenter) for o in owners) and owners[0] is not owners[1]
 
 
 def test_a_dedicated_worker_keeps_freed_image_memory(monkeypatch: pytest.MonkeyPatch) -> None:
