@@ -730,34 +730,57 @@ def _pull_push(weighted: np.ndarray) -> np.ndarray | None:
 
     Pull: 2x2 sums down to one cell. Push: from the top down, each cell keeps its own color as far as its weight
     is trusted and takes its parent's for the rest, so a cell far from any weight gets the nearest ones' color.
-    None when there is no weight at all.
+    None when there is no weight at all. Few, whole-level array ops: on these small levels each op's fixed cost
+    is most of the time.
     """
     levels = [weighted]
     while max(levels[-1].shape[1:]) > 1:
         level = levels[-1]
         height, width = level.shape[1:]
-        parent = np.zeros((4, (height + 1) // 2, (width + 1) // 2), np.float32)
-        for dy in (0, 1):
-            for dx in (0, 1):
-                part = level[:, dy::2, dx::2]
-                parent[:, : part.shape[1], : part.shape[2]] += part
-        levels.append(parent)
-    top = levels[-1]
+        if height % 2 or width % 2:  # a zero row or column (no weight) makes the pairs whole
+            even = np.zeros((4, height + height % 2, width + width % 2), np.float32)
+            even[:, :height, :width] = level
+            level = even
+        pairs = level[:, 0::2] + level[:, 1::2]
+        levels.append(pairs[:, :, 0::2] + pairs[:, :, 1::2])
+    top = levels.pop()
     if not top[3, 0, 0] > 0:
         return None
     colors: np.ndarray = top[:3] / top[3]
-    for level in reversed(levels[:-1]):
+    for level in reversed(levels):
         height, width = level.shape[1:]
-        inherited = colors.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]
         weight = level[3]
-        scale = np.maximum(weight, _TRUSTED_WEIGHT)
-        np.reciprocal(scale, out=scale)  # 1 / max(w, t) = min(w / t, 1) / w
-        colors = level[:3] * scale  # the own color (P / w) at share min(w / t, 1), the rest inherited
-        trust = scale * weight
-        np.subtract(1, trust, out=trust)
-        inherited *= trust
-        colors += inherited
+        room = np.maximum(weight, _TRUSTED_WEIGHT)  # (P + parent * (max(w, t) - w)) / max(w, t): the own color
+        inherited = colors.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]  # P / w at min(w / t, 1)
+        inherited *= room - weight
+        inherited += level[:3]
+        inherited /= room
+        colors = inherited
     return colors
+
+
+def _samples(plane: np.ndarray, mode: str, rawmode: str, rows: int, columns: int) -> PILImage.Image:
+    """Every fourth pixel across and down of a uint8 plane (H, W) or image (H, W, C), from its pixels 2, 6, 10, ...
+    (or its last, for a plane under 3 pixels), as a ``rows`` x ``columns`` Pillow image; samples past the plane's end
+    repeat its last ones.
+
+    Pillow reads the rows in strides as it decodes them and picks the columns by a nearest-neighbour affine map, so
+    only the samples are touched (numpy's strided copy of 3-byte pixels, and its edge pad, cost four times more).
+    """
+    height, width = plane.shape[:2]
+    step = _ESTIMATE_SCALE // 2
+    top, left = min(step // 2, height - 1), min(step // 2, width - 1)
+    taken_rows, taken_columns = len(range(top, height, step)), len(range(left, width, step))
+    source = np.ascontiguousarray(plane)  # a view already, for a whole image
+    strided = PILImage.frombytes(mode, (width, taken_rows), source[top:], "raw", rawmode, source.strides[0] * step, 1)
+    affine = (step, 0, left - step // 2, 0, 1, 0)  # column x samples step * (x + 1/2) + left - step / 2
+    part = strided.transform((columns, rows), PILImage.Transform.AFFINE, affine, PILImage.Resampling.NEAREST)
+    if taken_rows == rows and taken_columns == columns:
+        return part
+    padded = np.array(part)
+    padded[taken_rows:] = padded[taken_rows - 1]
+    padded[:, taken_columns:] = padded[:, taken_columns - 1 : taken_columns]
+    return PILImage.fromarray(padded, mode)
 
 
 def _block_means(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -765,30 +788,21 @@ def _block_means(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     (ceil(H / 8), ceil(W / 8), 4) uint8 from four samples per block (its pixels 2 and 6 across and down; blocks
     past the image's end repeat its last samples).
 
-    A sixteenth of the pixels, read in strides: a full reduce read them all at six times the cost, for a field
-    that is blurred over blocks anyway. Read from the image itself, so it needs no full-size copy made first.
+    A sixteenth of the pixels (``_samples``): a full reduce read them all at six times the cost, for a field that is
+    blurred over blocks anyway. Read from the image itself, so it needs no full-size copy made first.
     """
     height, width = alpha.shape
-    step = _ESTIMATE_SCALE // 2
     rows, columns = -(-height // _ESTIMATE_SCALE) * 2, -(-width // _ESTIMATE_SCALE) * 2
-
-    def sampled(plane: np.ndarray) -> np.ndarray:
-        part = plane[min(step // 2, height - 1) :: step, min(step // 2, width - 1) :: step]
-        padding = ((0, rows - part.shape[0]), (0, columns - part.shape[1]), *((0, 0),) * (plane.ndim - 2))
-        return np.pad(part, padding, mode="edge")
-
-    source = np.ascontiguousarray(pixels)  # a view already, for a whole image
-    channels = source.shape[2]
-    items = source.reshape(height, width * channels).view(np.dtype((np.void, channels)))  # whole pixels
-    samples = np.empty((rows, columns, 4), np.uint8)  # its fourth channel's means are replaced by the alpha's
-    rgbx_canvas(samples).frombytes(sampled(items), "raw", "RGB" if channels == 3 else "RGBX")
-    means = np.array(rgbx_canvas(samples).reduce(2))
-    means[:, :, 3] = PILImage.fromarray(sampled(alpha), "L").reduce(2)
+    rawmode = "RGB" if pixels.shape[2] == 3 else "RGBX"
+    colors = _samples(pixels, "RGB", rawmode, rows, columns).reduce(2)
+    means = np.empty((rows // 2, columns // 2, 4), np.uint8)
+    means[:, :, :3] = np.asarray(colors)
+    means[:, :, 3] = np.asarray(_samples(alpha, "L", "L", rows, columns).reduce(2))
     return means
 
 
 def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
-    """The subject's colors spread outward, at 1/8 size, as (h, w, 4) uint8: a normalized binomial convolution
+    """The subject's colors spread outward, at 1/8 size, as (3, h, w) float32: a normalized binomial convolution
     (sigma 6 px) of 8x8 block colors, weighted by how surely each block is all subject (mean alpha 0.85 -> 0,
     1 -> 1, squared).
 
@@ -801,46 +815,52 @@ def _estimate_source(blocks: np.ndarray) -> np.ndarray | None:
     weighted = np.empty((4, *weight.shape), np.float32)  # channels first
     np.multiply(np.moveaxis(blocks[:, :, :3], 2, 0), weight, out=weighted[:3])
     weighted[3] = weight
-    colors = _pull_push(_blur_axis(_blur_axis(weighted, 2), 1))
-    if colors is None:
-        return None
-    colors += np.float32(0.5)
-    np.clip(colors, 0.0, 255.0, out=colors)
-    small = np.full((*weight.shape, 4), 255, np.uint8)
-    small[:, :, :3] = np.moveaxis(colors, 0, 2)
-    return small
+    return _pull_push(_blur_axis(_blur_axis(weighted, 2), 1))
 
 
-def _estimate_field(small: np.ndarray, height: int, width: int) -> np.ndarray:
+_LANES = np.uint64(0x0001000100010001)
+"""One in each 16-bit lane of a uint64: a pixel's four channels side by side, so one integer op serves all four."""
+
+
+def _estimate_field(colors: np.ndarray, height: int, width: int) -> np.ndarray:
     """The estimate (``_estimate_source``) on a quarter-size grid, packed RGBX (uint32, ceil(H / 4) x ceil(W / 4)),
     each cell standing for 4x4 pixels (a smooth field: a tenth of the cost of a full-size upsample).
 
-    Bilinear, by Pillow, in two halves of rows that are the same whatever the thread count (its rounding depends
-    on the box, so the bits would otherwise change with it); the halves run on two threads for large images.
+    Bilinear at twice the size, Pillow's pixel centres (weights 3/4 and 1/4 across and down, edges clamped), exact
+    to the rounding: each pixel widened to four 16-bit lanes of a uint64, where 16 * 255 cannot carry from one
+    channel into the next (a fifth of the cost of Pillow's resize, whose 4-channel resampling loop is generic).
     """
-    grid_w, grid_h = -(-width // _FIELD_STEP), -(-height // _FIELD_STEP)
-    up = _ESTIMATE_SCALE / _FIELD_STEP
-    grid = np.empty((grid_h, grid_w, 4), np.uint8)
-    source = rgbx_canvas(small)
-    middle = grid_h // 2
-
-    def work(top: int, bottom: int) -> None:
-        if top < bottom:
-            box = (0.0, top / up, grid_w / up, bottom / up)
-            part = source.resize((grid_w, bottom - top), PILImage.Resampling.BILINEAR, box=box)
-            rgbx_canvas(grid[top:bottom]).paste(part)
-
-    _side_by_side(height * width, lambda: work(middle, grid_h), lambda: work(0, middle))
-    return _packed(grid)
+    rows, columns = colors.shape[1:]
+    lanes = np.empty((rows + 2, columns, 4), np.uint16)
+    np.clip(colors, 0.0, 255.0, out=colors)
+    for channel in range(3):
+        np.add(colors[channel], np.float32(0.5), out=lanes[1:-1, :, channel], casting="unsafe")  # rounded
+    lanes[1:-1, :, 3] = 255
+    lanes[0], lanes[-1] = lanes[1], lanes[-2]
+    wide = lanes.view(np.uint64)[:, :, 0]
+    centre = wide[1:-1] * np.uint64(3)
+    down = np.empty((rows, 2, columns + 2), np.uint64)  # 2i: 3 x[i] + x[i - 1]; 2i + 1: 3 x[i] + x[i + 1]
+    np.add(centre, wide[:-2], out=down[:, 0, 1:-1])
+    np.add(centre, wide[2:], out=down[:, 1, 1:-1])
+    down = down.reshape(2 * rows, columns + 2)
+    down[:, 0], down[:, -1] = down[:, 1], down[:, -2]
+    centre = down[:, 1:-1] * np.uint64(3)
+    across = np.empty((2 * rows, columns, 2), np.uint64)
+    np.add(centre, down[:, :-2], out=across[:, :, 0])
+    np.add(centre, down[:, 2:], out=across[:, :, 1])
+    across += _LANES * np.uint64(8)  # (9 a + 3 b + 3 c + d + 8) / 16, rounded
+    across >>= np.uint64(4)
+    across &= _LANES * np.uint64(255)  # drops the bits shifted in from the next lane
+    grid = across.view(np.uint16).reshape(2 * rows, 2 * columns, 4).astype(np.uint8)
+    grid_h, grid_w = -(-height // _FIELD_STEP), -(-width // _FIELD_STEP)
+    return _packed(np.ascontiguousarray(grid[:grid_h, :grid_w]))
 
 
 def _estimate_grid(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
-    """The estimate's field (``_estimate_field``) for an image and its 8-bit alpha, made on this thread alone (it is
-    the helper's share of an effect: the calling thread copies the image meanwhile); None with no confident subject.
-    """
-    with thread_limit(1):
-        small = _estimate_source(_block_means(pixels, alpha))
-        return None if small is None else _estimate_field(small, alpha.shape[0], alpha.shape[1])
+    """The estimate's field (``_estimate_field``) for an image and its 8-bit alpha: the helper's share of an effect
+    while the calling thread copies the image; None with no confident subject."""
+    colors = _estimate_source(_block_means(pixels, alpha))
+    return None if colors is None else _estimate_field(colors, alpha.shape[0], alpha.shape[1])
 
 
 def _cells_at(indices: np.ndarray, width: int) -> np.ndarray:
@@ -1084,15 +1104,14 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
 
     def copy_and_find() -> None:  # meanwhile: the image's copy, the pixels mixing image and estimate, their parts
         _copy_pixels(pixels, out, 0, height)
-        edge = _edge(alpha, _ALL_ESTIMATE + 1, 254)
-        if not _gathered(edge, alpha.size, "cutout"):
-            edges.append((edge,))
+        mixed = _edge(alpha, _ALL_ESTIMATE + 1, 254)
+        if not _gathered(mixed, alpha.size, "cutout"):
             return
-        shares = np.take(_ESTIMATE_SHARES, np.take(alphas, edge))
-        edges.append((edge, np.take(flat, edge), _cells_at(edge, width), shares))
+        shares = np.take(_ESTIMATE_SHARES, np.take(alphas, mixed))
+        edges.append((mixed, np.take(flat, mixed), _cells_at(mixed, width), shares))
 
     _side_by_side(height * width, lambda: grids.append(_estimate_grid(pixels, alpha)), copy_and_find)
-    grid, (edge, *gathered) = grids[0], edges[0]
+    grid = grids[0]
 
     def write_alpha(top: int, bottom: int) -> None:
         rgbx_canvas(out[top:bottom]).frombytes(alpha[top:bottom], "raw", "X")
@@ -1100,40 +1119,48 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
     if grid is None:  # no confident subject anywhere: the image's own colors
         _split_rows(height, width, write_alpha)
         return out
+    if not edges:  # a mask soft nearly everywhere: the estimate pasted on whole rows
+
+        def paste_rows(top: int, bottom: int) -> None:
+            rows = rgbx_canvas(out[top:bottom])
+            shares = _weight_image(alpha[top:bottom], _ESTIMATE_SHARES)
+            rows.paste(rgbx_canvas(_estimate_rows(grid, top, bottom, width)), (0, 0), shares)
+            write_alpha(top, bottom)
+
+        _split_rows(height, width, paste_rows, step=_FIELD_STEP)
+        return out
+    ((mixed, image_colors, cells, shares),) = edges
     cells_of_grid = grid.reshape(-1)
 
-    def mix(first: int, last: int) -> None:
-        image_colors, cells, shares = (part[first:last] for part in gathered)
-        _paste_gathered(image_colors, np.take(cells_of_grid, cells), shares)
-        flat[edge[first:last]] = image_colors
-
-    def paste_rows(top: int, bottom: int) -> None:  # a mask soft nearly everywhere: the estimate on whole rows
-        rows = rgbx_canvas(out[top:bottom])
-        shares = _weight_image(alpha[top:bottom], _ESTIMATE_SHARES)
-        rows.paste(rgbx_canvas(_estimate_rows(grid, top, bottom, width)), (0, 0), shares)
-        write_alpha(top, bottom)
+    def mix(first: int, last: int) -> None:  # image and estimate by the share
+        mixed_colors = image_colors[first:last]
+        _paste_gathered(mixed_colors, np.take(cells_of_grid, cells[first:last]), shares[first:last])
+        flat[mixed[first:last]] = mixed_colors
 
     def copy_estimate(top: int, bottom: int) -> None:  # top is a multiple of the field's step
         step = _FIELD_STEP
-        cells = _field_cells(grid, top, bottom, width)
+        field = _field_cells(grid, top, bottom, width)
         whole = alpha[top:bottom] <= _ALL_ESTIMATE
         split = top + (bottom - top) // step * step
         np.copyto(
             colors[top:split].reshape(-1, step, width),
-            cells[: (split - top) // step, None],
+            field[: (split - top) // step, None],
             where=whole[: split - top].reshape(-1, step, width),
         )
         if split < bottom:
-            np.copyto(colors[split:bottom], cells[-1], where=whole[split - top :])
+            np.copyto(colors[split:bottom], field[-1], where=whole[split - top :])
 
-    if gathered:
-        # Three kinds of pixel, each written once: opaque ones keep the image's color (already there), those at or
-        # below _ALL_ESTIMATE take the estimate's whole (masked copies of whole rows, on the helper thread), and the
-        # few between are mixed (gathered, on this one: small steps gain nothing from a split).
-        _side_by_side(height * width, lambda: copy_estimate(0, height), lambda: _in_steps(0, edge.size, mix))
-        _split_rows(height, width, write_alpha)  # last: the copies and mixes write the fourth byte too
-    else:
-        _split_rows(height, width, paste_rows, step=_FIELD_STEP)
+    def mix_and_copy() -> None:
+        _in_steps(0, mixed.size, mix)
+        copy_estimate(middle, height)
+
+    # Three kinds of pixel, each written once: opaque ones keep the image's color (already there), those at or below
+    # _ALL_ESTIMATE take the estimate's whole (masked copies of whole rows), and the few between are mixed
+    # (gathered). The two threads share the copies; this one mixes first. The alpha goes in last: the copies and
+    # mixes write the fourth byte too.
+    middle = height // 2 // _FIELD_STEP * _FIELD_STEP
+    _side_by_side(height * width, lambda: copy_estimate(0, middle), mix_and_copy)
+    _split_rows(height, width, write_alpha)
     return out
 
 

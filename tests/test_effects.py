@@ -19,7 +19,14 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image as PILImage
 
 from segkit import BaseOptions, Image, ImageFormat, ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, effects
-from segkit.effects import _OKLAB_CHUNK, _cells_at, _recolor_in_place, _srgb_to_oklab
+from segkit.effects import (
+    _OKLAB_CHUNK,
+    _block_means,
+    _cells_at,
+    _estimate_field,
+    _recolor_in_place,
+    _srgb_to_oklab,
+)
 from tests.conftest import load_rgb, model_path
 
 
@@ -732,6 +739,55 @@ def test_thread_limit_keeps_this_threads_effects_on_it_alone(monkeypatch: pytest
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="thread count"), effects.thread_limit(bad):  # type: ignore[arg-type]
             pass
+
+
+@pytest.mark.parametrize("shape", [(720, 1280), (723, 1283), (13, 7), (5, 3), (2, 9), (1, 1)])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_block_means_are_the_means_of_four_samples_per_block(shape: tuple[int, int], channels: int) -> None:
+    """Each 8x8 block's colors and alpha are the rounded mean of its pixels 2 and 6 across and down (Pillow's
+    strided decode and nearest pick); blocks past the image's end repeat its last samples."""
+    rng = np.random.default_rng(shape[0] * 7 + channels)
+    height, width = shape
+    image = rng.integers(0, 256, (height, width, channels), np.uint8)
+    alpha = rng.integers(0, 256, shape, np.uint8)
+    rows, columns = -(-height // 8) * 2, -(-width // 8) * 2
+    plane = np.concatenate([image[:, :, :3], alpha[:, :, None]], axis=2)
+    samples = plane[min(2, height - 1) :: 4, min(2, width - 1) :: 4]
+    samples = np.pad(samples, ((0, rows - samples.shape[0]), (0, columns - samples.shape[1]), (0, 0)), mode="edge")
+    quads = samples.reshape(rows // 2, 2, columns // 2, 2, 4).astype(int).sum(axis=(1, 3))
+    expected = (quads + 2) // 4  # Pillow's reduce rounds half up
+    assert (_block_means(image, alpha).astype(int) == expected).all()
+
+
+@pytest.mark.parametrize("size", [(90, 160), (91, 161), (1, 1), (2, 3)])
+def test_estimate_field_is_a_bilinear_doubling(size: tuple[int, int]) -> None:
+    """The uint64-lane doubling is Pillow's bilinear 2x (its pixel centres, edges clamped) within one level, exact
+    against the float arithmetic rounded once, with the fourth byte 255; cropped to ceil(H / 4) x ceil(W / 4)."""
+    rng = np.random.default_rng(size[0])
+    colors = (rng.random((3, *size), dtype=np.float32) * 300 - 20).astype(np.float32)  # clipped to 0..255 inside
+    height, width = size[0] * 8 - 5, size[1] * 8 - 3
+    grid = _estimate_field(colors.copy(), height, width)
+    assert grid.shape == (-(-height // 4), -(-width // 4))
+    got = grid.view(np.uint8).reshape(*grid.shape, 4)
+    assert (got[:, :, 3] == 255).all()
+    levels = np.floor(np.clip(colors, 0, 255) + 0.5)
+    padded = np.pad(levels, ((0, 0), (1, 1), (1, 1)), mode="edge")
+
+    def doubled(x: np.ndarray, axis: int) -> np.ndarray:  # out 2i = (x[i-1] + 3 x[i]) / 4, 2i+1 = (3 x[i] + x[i+1]) / 4
+        inner = np.take(x, range(1, x.shape[axis] - 1), axis)
+        before, after = np.take(x, range(x.shape[axis] - 2), axis), np.take(x, range(2, x.shape[axis]), axis)
+        return np.stack([before + 3 * inner, 3 * inner + after], axis=axis + 1).reshape(
+            *inner.shape[:axis], -1, *inner.shape[axis + 1 :]
+        )
+
+    both = doubled(doubled(padded, 2), 1)  # across (rows still padded), then down
+    exact = np.floor((both + 8) / 16)[:, : grid.shape[0], : grid.shape[1]]
+    assert (np.moveaxis(got[:, :, :3], 2, 0) == exact).all()
+    pillow = PILImage.fromarray(np.moveaxis(levels, 0, 2).astype(np.uint8), "RGB").resize(
+        (size[1] * 2, size[0] * 2), PILImage.Resampling.BILINEAR
+    )
+    near = np.asarray(pillow)[: grid.shape[0], : grid.shape[1]].astype(int)
+    assert np.abs(got[:, :, :3].astype(int) - near).max() <= 1
 
 
 @pytest.mark.slow
