@@ -1150,16 +1150,11 @@ def cutout(image: ImageInput, mask: MaskInput, *, refine: str = "none", estimate
         if split < bottom:
             np.copyto(colors[split:bottom], field[-1], where=whole[split - top :])
 
-    def mix_and_copy() -> None:
-        _in_steps(0, mixed.size, mix)
-        copy_estimate(middle, height)
-
     # Three kinds of pixel, each written once: opaque ones keep the image's color (already there), those at or below
-    # _ALL_ESTIMATE take the estimate's whole (masked copies of whole rows), and the few between are mixed
-    # (gathered). The two threads share the copies; this one mixes first. The alpha goes in last: the copies and
+    # _ALL_ESTIMATE take the estimate's whole (masked copies of whole rows, on the helper thread), and the few between
+    # are mixed (gathered, on this one: small steps gain nothing from a split). The alpha goes in last: the copies and
     # mixes write the fourth byte too.
-    middle = height // 2 // _FIELD_STEP * _FIELD_STEP
-    _side_by_side(height * width, lambda: copy_estimate(0, middle), mix_and_copy)
+    _side_by_side(height * width, lambda: copy_estimate(0, height), lambda: _in_steps(0, mixed.size, mix))
     _split_rows(height, width, write_alpha)
     return out
 
