@@ -306,6 +306,24 @@ def test_estimate_reaches_edges_far_from_the_confident_subject() -> None:
     assert np.abs(effects.replace_background(image, faint, "#00b140") - plain).max() <= 1
 
 
+@pytest.mark.parametrize("size", [(320, 480), (720, 1280)])  # one thread, two
+def test_transparent_pixels_keep_nothing_of_the_old_background(size: tuple[int, int]) -> None:
+    """Where a default cutout is transparent its colors are the estimate's (the subject's, spread outward), not the
+    image's: the file holds no trace of the background it removed. Without the estimate they are the image's own."""
+    rng = np.random.default_rng(3)
+    height, width = size
+    image = rng.integers(0, 256, (height, width, 3), np.uint8)
+    image[height // 4 : height // 2, width // 4 : width // 2] = (40, 60, 80)
+    mask = np.zeros(size, np.float32)
+    mask[height // 4 : height // 2, width // 4 : width // 2] = 1.0
+    cut = effects.cutout(image, mask)
+    clear = cut[:, :, 3] == 0
+    assert clear.mean() > 0.8
+    assert np.abs(cut[clear][:, :3].astype(int) - (40, 60, 80)).max() <= 1
+    plain = effects.cutout(image, mask, estimate_colors=False)
+    assert (plain[clear][:, :3] == image[clear]).all()
+
+
 @pytest.mark.parametrize("size", [(720, 1280), (723, 1283)])  # large enough for two threads; not a multiple of 4
 def test_a_hard_mask_is_an_exact_copy_and_each_edge_pixel_is_mixed_on_its_own(size: tuple[int, int]) -> None:
     """The edge is worked on gathered pixels, the rest as whole copies: with no soft edge replace is exactly a
