@@ -750,8 +750,9 @@ def _pull_push(weighted: np.ndarray) -> np.ndarray | None:
     for level in reversed(levels):
         height, width = level.shape[1:]
         weight = level[3]
-        room = np.maximum(weight, _TRUSTED_WEIGHT)  # (P + parent * (max(w, t) - w)) / max(w, t): the own color
-        inherited = colors.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]  # P / w at min(w / t, 1)
+        # (P + parent * (max(w, t) - w)) / max(w, t): the own color P / w at share min(w / t, 1), the parent's after
+        room = np.maximum(weight, _TRUSTED_WEIGHT)
+        inherited = colors.repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]
         inherited *= room - weight
         inherited += level[:3]
         inherited /= room
@@ -829,6 +830,7 @@ def _estimate_field(colors: np.ndarray, height: int, width: int) -> np.ndarray:
     Bilinear at twice the size, Pillow's pixel centres (weights 3/4 and 1/4 across and down, edges clamped), exact
     to the rounding: each pixel widened to four 16-bit lanes of a uint64, where 16 * 255 cannot carry from one
     channel into the next (a fifth of the cost of Pillow's resize, whose 4-channel resampling loop is generic).
+    ``colors`` (3, h, w) float32 is clipped to 0..255 in place.
     """
     rows, columns = colors.shape[1:]
     lanes = np.empty((rows + 2, columns, 4), np.uint16)
