@@ -166,6 +166,13 @@ def _import_av() -> ModuleType:
     return av
 
 
+def _video_frame(av: ModuleType, pixels: np.ndarray) -> Any:
+    """A PyAV frame reading the contiguous (H, W, 3) pixels in place: the encoder converts them to its own format
+    at once, so the frame needs no copy of its own (a fresh 2.7 MB buffer per 720p frame, page-faulted in)."""
+    wrap = getattr(av.VideoFrame, "from_numpy_buffer", None)
+    return av.VideoFrame.from_ndarray(pixels, format="rgb24") if wrap is None else wrap(pixels, format="rgb24")
+
+
 def _output_time_base(rate: Fraction, suffix: str) -> Fraction:
     """The output's time base: ticks of about 4 ms, a whole fraction of a frame, so that a variable frame rate keeps
     its timing and a constant one whose source times are rounded to the ms (Matroska) lands exactly on its grid.
@@ -507,7 +514,7 @@ def _run_pipeline(
             if item is _END:
                 break
             if isinstance(item, _Frame):
-                frame = av.VideoFrame.from_ndarray(item.pixels, format="rgb24")
+                frame = _video_frame(av, item.pixels)
                 # The source's time: its start offset (audio stays in sync) and a variable frame rate kept.
                 last_pts = max(round(item.timestamp_ms / (1000 * time_base)), last_pts + 1)
                 frame.pts = last_pts

@@ -216,6 +216,16 @@ def test_a_failing_stage_of_two_leaves_no_partial_output(clip: Path, tmp_path: P
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize(("shape", "pix_fmt"), [((38, 54, 3), "yuv420p"), ((37, 53, 3), "yuv444p")])
+def test_the_encoders_frames_read_the_pixels_in_place(shape: tuple[int, int, int], pix_fmt: str) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, shape, np.uint8)  # rows of 162 and 159 bytes, unaligned
+    frame = video._video_frame(av, pixels)
+    assert np.shares_memory(np.frombuffer(memoryview(frame.planes[0]), np.uint8), pixels)  # no copy of its own
+    copied = av.VideoFrame.from_ndarray(pixels, format="rgb24")  # what the encoder converts them to (the format
+    # the encoder picks for the size): the same as from a copy
+    assert np.array_equal(frame.reformat(format=pix_fmt).to_ndarray(), copied.reformat(format=pix_fmt).to_ndarray())
+
+
 def test_default_encoder_is_close_to_the_effect_output(clip: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.mp4"
     seen: list[tuple[int, np.ndarray]] = []
