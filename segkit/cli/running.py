@@ -34,12 +34,16 @@ class ModelProblem(Exception):
 class Bar(Protocol):
     """The part of a tqdm bar the runs use."""
 
+    total: float | None
+
     def update(self, n: int = 1) -> object: ...
     def close(self) -> None: ...
 
 
 class _NoBar:
     """Stands in for a progress bar when it is off or tqdm is missing."""
+
+    total: float | None = None
 
     def update(self, n: int = 1) -> object:
         return None
@@ -352,6 +356,8 @@ def _engine(
     """The outcomes from the local pool or from Ray (``--engine ray``)."""
 
     def frame_done(done: int, total: int | None) -> None:
+        if total is not None and frames.total != total:  # the header's frame count: the bar shows n/total and an ETA
+            frames.total = total
         frames.update(1)
 
     if options.engine == "local":

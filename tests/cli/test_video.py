@@ -3,12 +3,15 @@ on two workers, a corrupt clip, and a missing PyAV (exit 3)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import files_under, small_photo
+from tests.cli.conftest import SCRIPT, cli_env, files_under, small_photo
 from tests.cli.conftest import segkit as run
 from tests.conftest import load_rgb
 from tests.video_clip import pan_zoom_frames, write_clip
@@ -94,6 +97,41 @@ def test_encoder_settings_reach_the_encoder(tmp_path: Path) -> None:
     for bad in (["--crf", "52"], ["--crf", "2.5"], ["--preset", "turbo"]):
         done = run("recolor", source, "--color", "teal", *bad)
         assert done.code == 2 and bad[0] in done.err and "Traceback" not in done.err, done.err
+
+
+def in_a_terminal(*args: str | Path, timeout: float = 120) -> tuple[int, str]:
+    """Runs the console script with a pseudo-terminal (120 columns) as its stdin, stdout and stderr, as in a
+    shell; its exit status and everything it drew there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    child = subprocess.Popen([str(SCRIPT), *map(str, args)], stdin=follower, stdout=follower, stderr=follower,
+                             env=cli_env(), start_new_session=True)  # fmt: skip
+    os.close(follower)
+    drawn = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed its side
+            break
+        if not chunk:
+            break
+        drawn.extend(chunk)
+    os.close(leader)
+    return child.wait(timeout=timeout), drawn.decode(errors="replace")
+
+
+def test_a_video_in_a_terminal_shows_frames_of_the_total_and_the_rate(tmp_path: Path) -> None:
+    source = clip(tmp_path / "clip.mp4", frames=90, size=(320, 240))
+    code, drawn = in_a_terminal("blur", source, "--out", tmp_path / "blurred.mp4")
+    assert code == 0, drawn
+    redraws = re.findall(r"clip\.mp4: +\d+%\|[^|]*\| *(\d+)/90 \[[^]]*frame/s\]", drawn)
+    assert redraws and int(redraws[-1]) > 0, drawn  # done/total from the header's frame count, and frames a second
+    assert "Traceback" not in drawn and probe(tmp_path / "blurred.mp4")[0] == 90
 
 
 def test_cutout_refuses_video(tmp_path: Path) -> None:
