@@ -15,7 +15,8 @@ The one entry point::
 - ``process`` runs in the calling thread, once per frame, in presentation order, with ``timestamp_ms`` the frame's
   presentation time in milliseconds, forced strictly increasing (what ``segment_for_video`` requires). Decoding
   runs in one helper thread and encoding + muxing in another, linked by bounded queues
-  (``VideoOptions.queue_size``); FFmpeg releases the GIL, so the three stages overlap on separate cores.
+  (``VideoOptions.queue_size``); FFmpeg releases the GIL, so the three stages overlap on separate cores. The
+  returned pixels are copied as they are returned, so ``process`` may refill one array frame after frame.
 - Two stages instead of one: with ``finish``, ``process(rgb, timestamp_ms)`` returns anything (the segmentation
   result) and runs in a helper thread, in order, while ``finish(rgb, value)`` makes the output pixels in the calling
   thread, in order too, so frame n's effect overlaps frame n+1's segmentation (LiteRT and Pillow release the GIL)::
@@ -167,8 +168,8 @@ def _import_av() -> ModuleType:
 
 
 def _video_frame(av: ModuleType, pixels: np.ndarray) -> Any:
-    """A PyAV frame reading the contiguous (H, W, 3) pixels in place: the encoder converts them to its own format
-    at once, so the frame needs no copy of its own (a fresh 2.7 MB buffer per 720p frame, page-faulted in)."""
+    """A PyAV frame reading the contiguous (H, W, 3) pixels in place (the pipeline's own copy): the encoder converts
+    them to its own format at once, so the frame needs no second copy (a fresh buffer per frame, page-faulted in)."""
     wrap = getattr(av.VideoFrame, "from_numpy_buffer", None)
     return av.VideoFrame.from_ndarray(pixels, format="rgb24") if wrap is None else wrap(pixels, format="rgb24")
 
@@ -585,10 +586,12 @@ def _run_pipeline(
 
 
 def _checked_output(pixels: object, width: int, height: int) -> np.ndarray:
-    """``process``'s return value as a contiguous (H, W, 3) uint8 array; TypeError/ValueError naming the problem."""
+    """A copy of ``process``'s return value as a contiguous (H, W, 3) uint8 array, made at once in the calling thread:
+    the encoder reads it later, in its own thread, and the caller may refill its array for the next frame meanwhile.
+    TypeError/ValueError naming the problem."""
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
         kind = type(pixels).__name__ if not isinstance(pixels, np.ndarray) else f"{pixels.dtype} array"
         raise TypeError(f"process must return a uint8 numpy array, got {kind}")
     if pixels.ndim != 3 or pixels.shape[:2] != (height, width) or pixels.shape[2] not in (3, 4):
         raise ValueError(f"process must return shape ({height}, {width}, 3) like its input, got {pixels.shape}")
-    return np.ascontiguousarray(pixels[:, :, :3])
+    return np.array(pixels[:, :, :3], order="C")

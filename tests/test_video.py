@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -101,6 +102,27 @@ def test_lossless_round_trip_keeps_frames_timing_size_and_audio(clip: Path, tmp_
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # the usual permissions, not a temporary file's 0600
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_a_process_refilling_one_buffer_has_each_frame_written_as_returned(
+    clip: Path, tmp_path: Path, channels: int
+) -> None:
+    buffer = np.empty((HEIGHT, WIDTH, channels), np.uint8)
+    returned: list[np.ndarray] = []
+
+    def process(rgb: np.ndarray, timestamp_ms: int) -> np.ndarray:
+        time.sleep(0.002)  # the encoder stays behind, so several frames of the one buffer are in flight
+        buffer[:, :, :3] = 255 - rgb
+        buffer[:, :, 3:] = 255
+        returned.append(buffer[:, :, :3].copy())
+        return buffer
+
+    video.transcode(clip, tmp_path / "out.mkv", process, options=LOSSLESS)
+    frames, _, _ = decode(tmp_path / "out.mkv")
+    assert len(frames) == len(returned) == FRAMES
+    for expected, got in zip(returned, frames, strict=True):
+        assert np.array_equal(got, expected)
 
 
 def test_two_stages_write_the_one_stage_frames(clip: Path, tmp_path: Path) -> None:
