@@ -243,8 +243,8 @@ def test_the_encoders_frames_read_the_pixels_in_place(shape: tuple[int, int, int
     pixels = np.random.default_rng(0).integers(0, 256, shape, np.uint8)  # rows of 162 and 159 bytes, unaligned
     frame = video._video_frame(av, pixels)
     assert np.shares_memory(np.frombuffer(memoryview(frame.planes[0]), np.uint8), pixels)  # no copy of its own
-    copied = av.VideoFrame.from_ndarray(pixels, format="rgb24")  # what the encoder converts them to (the format
-    # the encoder picks for the size): the same as from a copy
+    copied = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+    # converted to the format the encoder picks for the size: the same as from a copy
     assert np.array_equal(frame.reformat(format=pix_fmt).to_ndarray(), copied.reformat(format=pix_fmt).to_ndarray())
 
 

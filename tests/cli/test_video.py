@@ -101,11 +101,14 @@ def test_encoder_settings_reach_the_encoder(tmp_path: Path) -> None:
 
 def in_a_terminal(*args: str | Path, timeout: float = 120) -> tuple[int, str]:
     """Runs the console script with a pseudo-terminal (120 columns) as its stdin, stdout and stderr, as in a
-    shell; its exit status and everything it drew there."""
+    shell; its exit status and everything it drew there. A run still drawing after ``timeout`` seconds is killed
+    and fails the test."""
     import fcntl
     import pty
+    import select
     import struct
     import termios
+    import time
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
@@ -113,15 +116,24 @@ def in_a_terminal(*args: str | Path, timeout: float = 120) -> tuple[int, str]:
                              env=cli_env(), start_new_session=True)  # fmt: skip
     os.close(follower)
     drawn = bytearray()
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed its side
-            break
-        if not chunk:
-            break
-        drawn.extend(chunk)
-    os.close(leader)
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([leader], [], [], left)[0]:
+                continue
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the child closed its side
+                break
+            if not chunk:
+                break
+            drawn.extend(chunk)
+        else:
+            child.kill()
+            so_far = drawn.decode(errors="replace")
+            pytest.fail(f"segkit {' '.join(map(str, args))} still ran after {timeout} s: {so_far}")
+    finally:
+        os.close(leader)
     return child.wait(timeout=timeout), drawn.decode(errors="replace")
 
 
