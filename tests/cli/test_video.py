@@ -101,8 +101,8 @@ def test_encoder_settings_reach_the_encoder(tmp_path: Path) -> None:
 
 def in_a_terminal(*args: str | Path, timeout: float = 120) -> tuple[int, str]:
     """Runs the console script with a pseudo-terminal (120 columns) as its stdin, stdout and stderr, as in a
-    shell; its exit status and everything it drew there. A run still drawing after ``timeout`` seconds is killed
-    and fails the test."""
+    shell; its exit status and everything it drew there. A run still drawing after ``timeout`` seconds is stopped
+    (SIGTERM, then SIGKILL) and fails the test."""
     import fcntl
     import pty
     import select
@@ -129,7 +129,11 @@ def in_a_terminal(*args: str | Path, timeout: float = 120) -> tuple[int, str]:
                 break
             drawn.extend(chunk)
         else:
-            child.kill()
+            child.terminate()  # SIGTERM: it removes its partial output and exits
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
             so_far = drawn.decode(errors="replace")
             pytest.fail(f"segkit {' '.join(map(str, args))} still ran after {timeout} s: {so_far}")
     finally:
